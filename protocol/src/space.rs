@@ -1,0 +1,372 @@
+//! Observation and action spaces, with Gymnasium's two basic shapes.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::action::{ActionError, ActionRef};
+
+/// Largest number of values in one box space: a guard against absurd specs from the wire.
+pub const MAX_SPACE_DIM: usize = 4096;
+
+/// The set of valid observations or actions of a task, as in Gymnasium.
+///
+/// JSON: `{"type": "discrete", "n": 2}` or
+/// `{"type": "box", "low": [-1.0, "-inf"], "high": [1.0, "inf"]}`; infinite bounds are
+/// written as the strings `"inf"` / `"-inf"` because JSON has no infinity. Deserializing
+/// validates the space, so a space read from the wire is always well formed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", try_from = "RawSpace")]
+pub enum Space {
+    /// `n` choices, numbered `0..n` (Gymnasium's `Discrete(n)` with `start = 0`).
+    Discrete {
+        /// Number of choices, at least 1.
+        n: u32,
+    },
+    /// A vector of `low.len()` real values, each within `[low[i], high[i]]` (Gymnasium's
+    /// one-dimensional float32 `Box`).
+    Box {
+        /// Lower bounds; `-inf` for unbounded.
+        #[serde(with = "bounds")]
+        low: Vec<f32>,
+        /// Upper bounds; `inf` for unbounded.
+        #[serde(with = "bounds")]
+        high: Vec<f32>,
+    },
+}
+
+/// Why a space is malformed.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum SpaceError {
+    /// A discrete space with no choices.
+    #[error("a discrete space needs at least one choice")]
+    NoChoices,
+    /// A box whose bound vectors differ in length.
+    #[error("box bounds differ in length: {low} low, {high} high")]
+    BoundsLength {
+        /// Length of `low`.
+        low: usize,
+        /// Length of `high`.
+        high: usize,
+    },
+    /// A box with no dimension at all.
+    #[error("a box space needs at least one dimension")]
+    Empty,
+    /// A box with more than [`MAX_SPACE_DIM`] dimensions.
+    #[error("a box space has {dim} dimensions, the limit is {max}")]
+    TooLarge {
+        /// Its dimension.
+        dim: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A NaN bound.
+    #[error("box bound {position} is NaN")]
+    NanBound {
+        /// Index of the offending dimension.
+        position: usize,
+    },
+    /// `low[i] > high[i]`.
+    #[error("box bound {position}: low {low} is above high {high}")]
+    Inverted {
+        /// Index of the offending dimension.
+        position: usize,
+        /// The lower bound.
+        low: f32,
+        /// The upper bound.
+        high: f32,
+    },
+}
+
+impl Space {
+    /// A validated discrete space of `n` choices.
+    pub fn discrete(n: u32) -> Result<Self, SpaceError> {
+        let space = Space::Discrete { n };
+        space.validate()?;
+        Ok(space)
+    }
+
+    /// A validated box space.
+    pub fn boxed(low: Vec<f32>, high: Vec<f32>) -> Result<Self, SpaceError> {
+        let space = Space::Box { low, high };
+        space.validate()?;
+        Ok(space)
+    }
+
+    /// Checks the invariants that [`Space::discrete`] and [`Space::boxed`] guarantee, for
+    /// spaces built from the public variants directly.
+    pub fn validate(&self) -> Result<(), SpaceError> {
+        match self {
+            Space::Discrete { n } => {
+                if *n == 0 {
+                    return Err(SpaceError::NoChoices);
+                }
+            }
+            Space::Box { low, high } => {
+                if low.len() != high.len() {
+                    return Err(SpaceError::BoundsLength {
+                        low: low.len(),
+                        high: high.len(),
+                    });
+                }
+                if low.is_empty() {
+                    return Err(SpaceError::Empty);
+                }
+                if low.len() > MAX_SPACE_DIM {
+                    return Err(SpaceError::TooLarge {
+                        dim: low.len(),
+                        max: MAX_SPACE_DIM,
+                    });
+                }
+                for (position, (&l, &h)) in low.iter().zip(high).enumerate() {
+                    if l.is_nan() || h.is_nan() {
+                        return Err(SpaceError::NanBound { position });
+                    }
+                    if l > h {
+                        return Err(SpaceError::Inverted {
+                            position,
+                            low: l,
+                            high: h,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of `f32` values one element of the space takes in a flat vector: the box's
+    /// dimension, or 1 for a discrete space (its index).
+    pub fn dim(&self) -> usize {
+        match self {
+            Space::Discrete { .. } => 1,
+            Space::Box { low, .. } => low.len(),
+        }
+    }
+
+    /// Whether this is a discrete space.
+    pub fn is_discrete(&self) -> bool {
+        matches!(self, Space::Discrete { .. })
+    }
+
+    /// Checks that `action` can be applied in this space: the right kind, an index in
+    /// range, the right number of values, all finite.
+    ///
+    /// Finite values outside a box's bounds are accepted, as Gymnasium's environments
+    /// accept them (they clip internally); use [`Space::contains`] for the strict test.
+    pub fn check_action(&self, action: ActionRef<'_>) -> Result<(), ActionError> {
+        match (self, action) {
+            (Space::Discrete { n }, ActionRef::Discrete(index)) => {
+                if index < *n {
+                    Ok(())
+                } else {
+                    Err(ActionError::OutOfRange { index, n: *n })
+                }
+            }
+            (Space::Discrete { n }, ActionRef::Continuous(_)) => {
+                Err(ActionError::ExpectedDiscrete { n: *n })
+            }
+            (Space::Box { low, .. }, ActionRef::Discrete(_)) => {
+                Err(ActionError::ExpectedContinuous { dim: low.len() })
+            }
+            (Space::Box { low, .. }, ActionRef::Continuous(values)) => {
+                if values.len() != low.len() {
+                    return Err(ActionError::WrongDimension {
+                        expected: low.len(),
+                        found: values.len(),
+                    });
+                }
+                match values.iter().position(|v| !v.is_finite()) {
+                    Some(position) => Err(ActionError::NonFinite { position }),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Gymnasium's `contains`: a valid action that also lies within the box's bounds.
+    pub fn contains(&self, action: ActionRef<'_>) -> bool {
+        if self.check_action(action).is_err() {
+            return false;
+        }
+        match (self, action) {
+            (Space::Box { low, high }, ActionRef::Continuous(values)) => values
+                .iter()
+                .zip(low.iter().zip(high))
+                .all(|(v, (l, h))| l <= v && v <= h),
+            _ => true,
+        }
+    }
+}
+
+/// The serialized form before validation.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum RawSpace {
+    Discrete {
+        n: u32,
+    },
+    Box {
+        #[serde(with = "bounds")]
+        low: Vec<f32>,
+        #[serde(with = "bounds")]
+        high: Vec<f32>,
+    },
+}
+
+impl TryFrom<RawSpace> for Space {
+    type Error = SpaceError;
+
+    fn try_from(raw: RawSpace) -> Result<Self, Self::Error> {
+        match raw {
+            RawSpace::Discrete { n } => Space::discrete(n),
+            RawSpace::Box { low, high } => Space::boxed(low, high),
+        }
+    }
+}
+
+/// Bounds as JSON numbers, with infinities as the strings `"inf"` and `"-inf"`.
+mod bounds {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Bound {
+        Number(f32),
+        Text(String),
+    }
+
+    pub fn serialize<S: Serializer>(values: &[f32], serializer: S) -> Result<S::Ok, S::Error> {
+        let bounds: Vec<Bound> = values
+            .iter()
+            .map(|&v| {
+                if v.is_finite() {
+                    Bound::Number(v)
+                } else if v.is_nan() {
+                    Bound::Text("nan".to_owned())
+                } else if v > 0.0 {
+                    Bound::Text("inf".to_owned())
+                } else {
+                    Bound::Text("-inf".to_owned())
+                }
+            })
+            .collect();
+        bounds.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<f32>, D::Error> {
+        let bounds = Vec::<Bound>::deserialize(deserializer)?;
+        bounds
+            .into_iter()
+            .map(|b| match b {
+                Bound::Number(v) => Ok(v),
+                Bound::Text(t) => match t.to_ascii_lowercase().as_str() {
+                    "inf" | "+inf" | "infinity" | "+infinity" => Ok(f32::INFINITY),
+                    "-inf" | "-infinity" => Ok(f32::NEG_INFINITY),
+                    _ => Err(D::Error::custom(format!(
+                        "bound {t:?} is neither a number nor \"inf\" / \"-inf\""
+                    ))),
+                },
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cartpole_obs() -> Space {
+        let high = [4.8_f32, f32::INFINITY, 0.418_879_03, f32::INFINITY];
+        Space::boxed(high.iter().map(|h| -h).collect(), high.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn json_round_trip_with_infinite_bounds() {
+        let space = cartpole_obs();
+        let json = serde_json::to_string(&space).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"box","low":[-4.8,"-inf",-0.41887903,"-inf"],"high":[4.8,"inf",0.41887903,"inf"]}"#
+        );
+        let back: Space = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, space);
+
+        let discrete = Space::discrete(3).unwrap();
+        let json = serde_json::to_string(&discrete).unwrap();
+        assert_eq!(json, r#"{"type":"discrete","n":3}"#);
+        assert_eq!(serde_json::from_str::<Space>(&json).unwrap(), discrete);
+    }
+
+    #[test]
+    fn deserializing_validates() {
+        for bad in [
+            r#"{"type":"discrete","n":0}"#,
+            r#"{"type":"box","low":[0.0],"high":[]}"#,
+            r#"{"type":"box","low":[],"high":[]}"#,
+            r#"{"type":"box","low":[1.0],"high":[0.0]}"#,
+            r#"{"type":"box","low":["nan"],"high":[0.0]}"#,
+            r#"{"type":"box","low":["wide"],"high":[0.0]}"#,
+            r#"{"type":"ring","n":3}"#,
+        ] {
+            assert!(serde_json::from_str::<Space>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn validate_reports_the_fault() {
+        assert_eq!(Space::discrete(0), Err(SpaceError::NoChoices));
+        assert_eq!(
+            Space::boxed(vec![0.0, 2.0], vec![1.0, 1.0]),
+            Err(SpaceError::Inverted {
+                position: 1,
+                low: 2.0,
+                high: 1.0
+            })
+        );
+        assert_eq!(
+            Space::boxed(vec![f32::NAN], vec![1.0]),
+            Err(SpaceError::NanBound { position: 0 })
+        );
+        assert!(matches!(
+            Space::boxed(vec![0.0; MAX_SPACE_DIM + 1], vec![1.0; MAX_SPACE_DIM + 1]),
+            Err(SpaceError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn check_action_and_contains() {
+        let d = Space::discrete(2).unwrap();
+        assert_eq!(d.check_action(ActionRef::Discrete(1)), Ok(()));
+        assert_eq!(
+            d.check_action(ActionRef::Discrete(2)),
+            Err(ActionError::OutOfRange { index: 2, n: 2 })
+        );
+        assert_eq!(
+            d.check_action(ActionRef::Continuous(&[0.0])),
+            Err(ActionError::ExpectedDiscrete { n: 2 })
+        );
+
+        let b = Space::boxed(vec![-2.0], vec![2.0]).unwrap();
+        assert_eq!(b.check_action(ActionRef::Continuous(&[5.0])), Ok(()));
+        assert!(!b.contains(ActionRef::Continuous(&[5.0])));
+        assert!(b.contains(ActionRef::Continuous(&[-2.0])));
+        assert_eq!(
+            b.check_action(ActionRef::Continuous(&[f32::NAN])),
+            Err(ActionError::NonFinite { position: 0 })
+        );
+        assert_eq!(
+            b.check_action(ActionRef::Continuous(&[0.0, 1.0])),
+            Err(ActionError::WrongDimension {
+                expected: 1,
+                found: 2
+            })
+        );
+        assert_eq!(
+            b.check_action(ActionRef::Discrete(0)),
+            Err(ActionError::ExpectedContinuous { dim: 1 })
+        );
+        assert_eq!(b.dim(), 1);
+        assert_eq!(d.dim(), 1);
+    }
+}
