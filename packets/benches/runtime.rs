@@ -1,3 +1,4 @@
+#![allow(missing_docs)]
 //! Criterion benchmarks of the edge runtime: `act` for both kernels beside a plain f32
 //! implementation of the same network, and decode + verify + load of packets.
 //!
@@ -31,7 +32,10 @@ fn act(c: &mut Criterion) {
     group.bench_function("f32-reference+rank8", |b| {
         b.iter(|| {
             i = (i + 1) & 1023;
-            black_box(f.policy.forward(black_box(&f.observations[i]), Some(&f.lora)));
+            black_box(
+                f.policy
+                    .forward(black_box(&f.observations[i]), Some(&f.lora)),
+            );
         })
     });
     group.finish();
@@ -45,11 +49,17 @@ fn load(c: &mut Criterion) {
         b.iter(|| Packet::decode(black_box(&f.base_bytes), &verifier).expect("decode"))
     });
     group.bench_function("decode+verify+load base", |b| {
-        b.iter(|| EdgeRuntime::load(black_box(&f.base_bytes), verifier.clone(), Kernel::Merged).expect("load"))
+        b.iter(|| {
+            EdgeRuntime::load(black_box(&f.base_bytes), verifier.clone(), Kernel::Merged)
+                .expect("load")
+        })
     });
     let rt = EdgeRuntime::load(&f.base_bytes, verifier.clone(), Kernel::Merged).expect("load");
     group.bench_function("decode+verify+hot-swap adapter", |b| {
-        b.iter(|| rt.apply_adapter(black_box(&f.adapter_bytes)).expect("apply"))
+        b.iter(|| {
+            rt.apply_adapter(black_box(&f.adapter_bytes))
+                .expect("apply")
+        })
     });
     group.finish();
 }

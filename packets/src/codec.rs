@@ -55,7 +55,8 @@ impl FromStr for Digest {
     type Err = PacketError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut d = [0u8; 32];
-        hex::decode_to_slice(s, &mut d).map_err(|e| PacketError::Invalid(format!("bad digest: {e}")))?;
+        hex::decode_to_slice(s, &mut d)
+            .map_err(|e| PacketError::Invalid(format!("bad digest: {e}")))?;
         Ok(Digest(d))
     }
 }
@@ -134,30 +135,49 @@ fn encode_err<E: fmt::Display>(e: E) -> PacketError {
 impl Packet {
     /// Encodes the packet, signing it when a signer is given. `zstd_level` is clamped to
     /// zstd's range.
-    pub fn encode(&self, signer: Option<&PacketSigner>, zstd_level: i32) -> Result<Vec<u8>, PacketError> {
+    pub fn encode(
+        &self,
+        signer: Option<&PacketSigner>,
+        zstd_level: i32,
+    ) -> Result<Vec<u8>, PacketError> {
         self.provenance.validate().map_err(PacketError::Encode)?;
         let (body_raw, base_digest) = match &self.content {
             PacketContent::Base(b) => {
                 b.validate().map_err(PacketError::Encode)?;
-                (bincode::serde::encode_to_vec(b, bincode_config()).map_err(encode_err)?, Digest::default())
+                (
+                    bincode::serde::encode_to_vec(b, bincode_config()).map_err(encode_err)?,
+                    Digest::default(),
+                )
             }
             PacketContent::Adapter { base_digest, body } => {
                 body.validate().map_err(PacketError::Encode)?;
-                (bincode::serde::encode_to_vec(body, bincode_config()).map_err(encode_err)?, *base_digest)
+                (
+                    bincode::serde::encode_to_vec(body, bincode_config()).map_err(encode_err)?,
+                    *base_digest,
+                )
             }
         };
-        let header = bincode::serde::encode_to_vec(&self.provenance, bincode_config()).map_err(encode_err)?;
+        let header = bincode::serde::encode_to_vec(&self.provenance, bincode_config())
+            .map_err(encode_err)?;
         if header.len() > MAX_HEADER_BYTES {
-            return Err(PacketError::Encode(format!("header is {} bytes, limit {MAX_HEADER_BYTES}", header.len())));
+            return Err(PacketError::Encode(format!(
+                "header is {} bytes, limit {MAX_HEADER_BYTES}",
+                header.len()
+            )));
         }
         if body_raw.len() > MAX_BODY_RAW_BYTES {
-            return Err(PacketError::Encode(format!("body is {} bytes, limit {MAX_BODY_RAW_BYTES}", body_raw.len())));
+            return Err(PacketError::Encode(format!(
+                "body is {} bytes, limit {MAX_BODY_RAW_BYTES}",
+                body_raw.len()
+            )));
         }
         let level = zstd_level.clamp(1, 22);
         let body = zstd::bulk::compress(&body_raw, level).map_err(encode_err)?;
         let total = PREFIX_LEN + header.len() + body.len() + TRAILER_LEN;
         if total > MAX_PACKET_BYTES {
-            return Err(PacketError::Encode(format!("packet would be {total} bytes, limit {MAX_PACKET_BYTES}")));
+            return Err(PacketError::Encode(format!(
+                "packet would be {total} bytes, limit {MAX_PACKET_BYTES}"
+            )));
         }
 
         let mut out = Vec::with_capacity(total);
@@ -204,7 +224,10 @@ fn decode_inner(bytes: &[u8], verifier: Option<&Verifier>) -> Result<VerifiedPac
         return Err(PacketError::TooLarge(bytes.len(), MAX_PACKET_BYTES));
     }
     if bytes.len() < PREFIX_LEN + TRAILER_LEN {
-        return Err(PacketError::Truncated(format!("{} bytes is shorter than prefix and trailer", bytes.len())));
+        return Err(PacketError::Truncated(format!(
+            "{} bytes is shorter than prefix and trailer",
+            bytes.len()
+        )));
     }
     if bytes[0..4] != MAGIC {
         return Err(PacketError::BadMagic);
@@ -227,7 +250,11 @@ fn decode_inner(bytes: &[u8], verifier: Option<&Verifier>) -> Result<VerifiedPac
         ("decompressed body", body_raw_len, MAX_BODY_RAW_BYTES),
     ] {
         if len > limit {
-            return Err(PacketError::SectionTooLarge { section, len, limit });
+            return Err(PacketError::SectionTooLarge {
+                section,
+                len,
+                limit,
+            });
         }
     }
     let expected = PREFIX_LEN + header_len + body_len + TRAILER_LEN;
@@ -266,7 +293,8 @@ fn decode_inner(bytes: &[u8], verifier: Option<&Verifier>) -> Result<VerifiedPac
     provenance.validate().map_err(PacketError::Invalid)?;
 
     let body = &bytes[PREFIX_LEN + header_len..digest_at];
-    let raw = zstd::bulk::decompress(body, body_raw_len).map_err(|e| PacketError::Decompress(e.to_string()))?;
+    let raw = zstd::bulk::decompress(body, body_raw_len)
+        .map_err(|e| PacketError::Decompress(e.to_string()))?;
     if raw.len() != body_raw_len {
         return Err(PacketError::Decompress(format!(
             "body decompressed to {} bytes, header says {body_raw_len}",
@@ -289,7 +317,10 @@ fn decode_inner(bytes: &[u8], verifier: Option<&Verifier>) -> Result<VerifiedPac
         }
     };
     Ok(VerifiedPacket {
-        packet: Packet { provenance, content },
+        packet: Packet {
+            provenance,
+            content,
+        },
         digest: computed,
         signature: status,
         size: bytes.len(),
@@ -299,11 +330,17 @@ fn decode_inner(bytes: &[u8], verifier: Option<&Verifier>) -> Result<VerifiedPac
     })
 }
 
-fn decode_exact<T: serde::de::DeserializeOwned>(bytes: &[u8], section: &'static str) -> Result<T, PacketError> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, bincode_config()).map_err(|e| PacketError::Malformed {
-        section,
-        message: e.to_string(),
-    })?;
+fn decode_exact<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    section: &'static str,
+) -> Result<T, PacketError> {
+    let (value, used) =
+        bincode::serde::decode_from_slice(bytes, bincode_config()).map_err(|e| {
+            PacketError::Malformed {
+                section,
+                message: e.to_string(),
+            }
+        })?;
     if used != bytes.len() {
         return Err(PacketError::Malformed {
             section,

@@ -71,7 +71,9 @@ impl FloatPolicy {
                 let row = &layer.weights[o * layer.in_dim..(o + 1) * layer.in_dim];
                 *yo += row.iter().zip(&x).map(|(w, xi)| w * xi).sum::<f32>();
             }
-            if let Some(l) = lora.and_then(|l| l.layers.iter().find(|a| a.layer == i).map(|a| (l, a))) {
+            if let Some(l) =
+                lora.and_then(|l| l.layers.iter().find(|a| a.layer == i).map(|a| (l, a)))
+            {
                 let (lora, ad) = l;
                 let scaling = lora.alpha / lora.rank as f32;
                 let ax: Vec<f32> = (0..lora.rank)
@@ -198,13 +200,46 @@ pub mod synthetic {
         }
     }
 
-    fn layer(rng: &mut Rng, in_dim: usize, out_dim: usize, activation: Activation) -> FloatLayer {
+    /// The heavy tail of a synthetic network's weights: a share of weights is scaled up
+    /// by a factor. Outliers are what per-row int8 scales suffer from most.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub struct Tail {
+        /// Share of weights that are outliers.
+        pub share: f64,
+        /// How much larger an outlier is.
+        pub factor: f32,
+    }
+
+    impl Tail {
+        /// What small trained MLPs look like: 1% of weights at three times the spread.
+        pub const TRAINED: Tail = Tail {
+            share: 0.01,
+            factor: 3.0,
+        };
+        /// A stress case: 2% of weights at four times the spread (most rows then hold
+        /// an outlier that sets their scale).
+        pub const STRESS: Tail = Tail {
+            share: 0.02,
+            factor: 4.0,
+        };
+    }
+
+    fn layer(
+        rng: &mut Rng,
+        in_dim: usize,
+        out_dim: usize,
+        activation: Activation,
+        tail: Tail,
+    ) -> FloatLayer {
         let std = (2.0 / in_dim as f32).sqrt();
         let weights = (0..in_dim * out_dim)
             .map(|_| {
                 let w = rng.normal() * std;
-                // About 2% outliers, as trained networks have: they stress per-row scales.
-                if rng.uniform() < 0.02 { w * 4.0 } else { w }
+                if rng.uniform() < tail.share {
+                    w * tail.factor
+                } else {
+                    w
+                }
             })
             .collect();
         let bias = (0..out_dim).map(|_| rng.normal() * 0.1).collect();
@@ -217,8 +252,25 @@ pub mod synthetic {
         }
     }
 
-    /// A ReLU MLP `obs_dim → hidden… → action_space.output_dim()`.
-    pub fn policy(seed: u64, obs_dim: usize, hidden: &[usize], action_space: ActionSpace) -> FloatPolicy {
+    /// A ReLU MLP `obs_dim → hidden… → action_space.output_dim()` with the weights of
+    /// [`Tail::TRAINED`].
+    pub fn policy(
+        seed: u64,
+        obs_dim: usize,
+        hidden: &[usize],
+        action_space: ActionSpace,
+    ) -> FloatPolicy {
+        policy_with_tail(seed, obs_dim, hidden, action_space, Tail::TRAINED)
+    }
+
+    /// A ReLU MLP with a chosen weight tail.
+    pub fn policy_with_tail(
+        seed: u64,
+        obs_dim: usize,
+        hidden: &[usize],
+        action_space: ActionSpace,
+        tail: Tail,
+    ) -> FloatPolicy {
         let mut rng = Rng::new(seed);
         let mut dims = vec![obs_dim];
         dims.extend_from_slice(hidden);
@@ -226,8 +278,12 @@ pub mod synthetic {
         let n = dims.len() - 1;
         let layers = (0..n)
             .map(|i| {
-                let act = if i + 1 == n { Activation::Identity } else { Activation::Relu };
-                layer(&mut rng, dims[i], dims[i + 1], act)
+                let act = if i + 1 == n {
+                    Activation::Identity
+                } else {
+                    Activation::Relu
+                };
+                layer(&mut rng, dims[i], dims[i + 1], act, tail)
             })
             .collect();
         let obs_norm = ObsNorm {
@@ -250,13 +306,22 @@ pub mod synthetic {
             .iter()
             .enumerate()
             .map(|(i, l)| {
-                let a = (0..rank * l.in_dim).map(|_| rng.normal() / (rank as f32).sqrt()).collect();
-                let b_std = 0.1 * (2.0 / l.in_dim as f32).sqrt() / (alpha / rank as f32).abs().max(1e-3);
-                let b = (0..l.out_dim * rank).map(|_| rng.normal() * b_std / (rank as f32).sqrt()).collect();
+                let a = (0..rank * l.in_dim)
+                    .map(|_| rng.normal() / (rank as f32).sqrt())
+                    .collect();
+                let b_std =
+                    0.1 * (2.0 / l.in_dim as f32).sqrt() / (alpha / rank as f32).abs().max(1e-3);
+                let b = (0..l.out_dim * rank)
+                    .map(|_| rng.normal() * b_std / (rank as f32).sqrt())
+                    .collect();
                 FloatLoraLayer { layer: i, a, b }
             })
             .collect();
-        FloatLora { rank, alpha, layers }
+        FloatLora {
+            rank,
+            alpha,
+            layers,
+        }
     }
 
     /// The default edge policy shape of the targets: `obs_dim → 64 → 64 → n` logits.
@@ -265,7 +330,12 @@ pub mod synthetic {
     }
 
     /// `obs_dim → 64 → 64 → act_dim`, clamped to `[-bound, bound]`.
-    pub fn default_continuous(seed: u64, obs_dim: usize, act_dim: usize, bound: f32) -> FloatPolicy {
+    pub fn default_continuous(
+        seed: u64,
+        obs_dim: usize,
+        act_dim: usize,
+        bound: f32,
+    ) -> FloatPolicy {
         policy(
             seed,
             obs_dim,

@@ -24,12 +24,16 @@ pub mod quant;
 pub mod runtime;
 pub mod signing;
 
-pub use codec::{Digest, Packet, PacketContent, SignatureStatus, VerifiedPacket, decode_unverified};
+pub use codec::{
+    Digest, Packet, PacketContent, SignatureStatus, VerifiedPacket, decode_unverified,
+};
 pub use error::{ActError, PacketError, RuntimeError, SigningError};
 pub use float::{FloatLayer, FloatLora, FloatLoraLayer, FloatPolicy};
 pub use model::{
     ActionSpace, Activation, AdapterBody, AdapterLayer, AuditStatus, BaseBody, ContinuousMapping,
     ObsNorm, PacketKind, Provenance, QuantLayer, QuantMatrix,
 };
-pub use runtime::{Action, Actor, CompiledPolicy, EdgeRuntime, Kernel, Loaded, OwnedAction, Scratch};
+pub use runtime::{
+    Action, Actor, CompiledPolicy, EdgeRuntime, Kernel, Loaded, OwnedAction, Scratch,
+};
 pub use signing::{PacketSigner, PublicKey, Verifier};

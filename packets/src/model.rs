@@ -81,7 +81,9 @@ impl Provenance {
             ("audit_summary", &self.audit_summary),
         ] {
             if s.len() > MAX_STRING_BYTES {
-                return Err(format!("provenance {name} longer than {MAX_STRING_BYTES} bytes"));
+                return Err(format!(
+                    "provenance {name} longer than {MAX_STRING_BYTES} bytes"
+                ));
             }
         }
         Ok(())
@@ -253,7 +255,10 @@ impl QuantMatrix {
             ));
         }
         if self.scales.len() != rows {
-            return Err(format!("{what}: {} scales for {rows} rows", self.scales.len()));
+            return Err(format!(
+                "{what}: {} scales for {rows} rows",
+                self.scales.len()
+            ));
         }
         if self.scales.iter().any(|s| !s.is_finite() || *s < 0.0) {
             return Err(format!("{what}: scales must be finite and ≥ 0"));
@@ -313,7 +318,10 @@ impl BaseBody {
     /// Checks every shape and value; a body that passes can be compiled and run.
     pub fn validate(&self) -> Result<(), String> {
         if self.layers.is_empty() || self.layers.len() > MAX_LAYERS {
-            return Err(format!("{} layers, expected 1..={MAX_LAYERS}", self.layers.len()));
+            return Err(format!(
+                "{} layers, expected 1..={MAX_LAYERS}",
+                self.layers.len()
+            ));
         }
         let mut total = 0usize;
         let mut width = self.layers[0].in_dim();
@@ -326,7 +334,11 @@ impl BaseBody {
                 ));
             }
             if layer.bias.len() != layer.out_dim() {
-                return Err(format!("layer {i}: {} biases for {} outputs", layer.bias.len(), layer.out_dim()));
+                return Err(format!(
+                    "layer {i}: {} biases for {} outputs",
+                    layer.bias.len(),
+                    layer.out_dim()
+                ));
             }
             if layer.bias.iter().any(|b| !b.is_finite()) {
                 return Err(format!("layer {i}: non-finite bias"));
@@ -387,7 +399,10 @@ impl AdapterBody {
             return Err("non-finite alpha".into());
         }
         if self.layers.is_empty() || self.layers.len() > MAX_LAYERS {
-            return Err(format!("{} adapted layers, expected 1..={MAX_LAYERS}", self.layers.len()));
+            return Err(format!(
+                "{} adapted layers, expected 1..={MAX_LAYERS}",
+                self.layers.len()
+            ));
         }
         for (i, l) in self.layers.iter().enumerate() {
             l.a.validate(&format!("adapter {i} A"))?;
@@ -406,7 +421,11 @@ impl AdapterBody {
     pub fn check_fits(&self, base: &BaseBody) -> Result<(), String> {
         for l in &self.layers {
             let Some(target) = base.layers.get(l.layer as usize) else {
-                return Err(format!("adapts layer {} but the base has {}", l.layer, base.layers.len()));
+                return Err(format!(
+                    "adapts layer {} but the base has {}",
+                    l.layer,
+                    base.layers.len()
+                ));
             };
             if l.a.cols as usize != target.in_dim() || l.b.rows as usize != target.out_dim() {
                 return Err(format!(

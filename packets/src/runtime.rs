@@ -11,11 +11,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 
+use crate::Packet;
 use crate::codec::{Digest, PacketContent, VerifiedPacket};
 use crate::error::{ActError, RuntimeError};
 use crate::model::{ActionSpace, Activation, AdapterBody, BaseBody, ContinuousMapping, Provenance};
 use crate::signing::Verifier;
-use crate::Packet;
 
 /// An action borrowed from the actor's output buffer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -208,7 +208,11 @@ impl CompiledPolicy {
                         for o in 0..out_dim {
                             let brow = &lr.b[o * lr.rank..(o + 1) * lr.rank];
                             for c in 0..in_dim {
-                                let delta: f32 = brow.iter().enumerate().map(|(k, bv)| bv * lr.a[k * in_dim + c]).sum();
+                                let delta: f32 = brow
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(k, bv)| bv * lr.a[k * in_dim + c])
+                                    .sum();
                                 w[o * in_dim + c] += delta;
                             }
                         }
@@ -229,7 +233,12 @@ impl CompiledPolicy {
                 activation: l.activation,
             });
         }
-        let max_width = base.layers.iter().map(|l| l.in_dim().max(l.out_dim())).max().unwrap_or(0);
+        let max_width = base
+            .layers
+            .iter()
+            .map(|l| l.in_dim().max(l.out_dim()))
+            .max()
+            .unwrap_or(0);
         Ok(CompiledPolicy {
             mean: base.obs_norm.mean.clone(),
             inv_std: base.obs_norm.std.iter().map(|s| 1.0 / s).collect(),
@@ -289,7 +298,8 @@ impl CompiledPolicy {
                 }
                 Weights::Int8 { q, scales, lora } => {
                     for (o, yo) in y.iter_mut().enumerate() {
-                        *yo = scales[o] * dot_i8(&q[o * layer.in_dim..(o + 1) * layer.in_dim], x) + layer.bias[o];
+                        *yo = scales[o] * dot_i8(&q[o * layer.in_dim..(o + 1) * layer.in_dim], x)
+                            + layer.bias[o];
                     }
                     if let Some(lr) = lora {
                         let t = &mut t[..lr.rank];
@@ -409,13 +419,21 @@ pub struct Loaded {
 impl EdgeRuntime {
     /// Decodes, verifies and loads a base packet. Adapters applied later are verified
     /// with the same `verifier`.
-    pub fn load(base_packet: &[u8], verifier: Verifier, kernel: Kernel) -> Result<Self, RuntimeError> {
+    pub fn load(
+        base_packet: &[u8],
+        verifier: Verifier,
+        kernel: Kernel,
+    ) -> Result<Self, RuntimeError> {
         let vp = Packet::decode(base_packet, &verifier)?;
         Self::from_verified(vp, verifier, kernel)
     }
 
     /// Loads an already verified base packet.
-    pub fn from_verified(vp: VerifiedPacket, verifier: Verifier, kernel: Kernel) -> Result<Self, RuntimeError> {
+    pub fn from_verified(
+        vp: VerifiedPacket,
+        verifier: Verifier,
+        kernel: Kernel,
+    ) -> Result<Self, RuntimeError> {
         let base = into_base(vp)?;
         let compiled = CompiledPolicy::compile(&base.body, base.digest, None, kernel)?;
         Ok(EdgeRuntime {
@@ -472,7 +490,9 @@ impl EdgeRuntime {
     pub fn apply_verified_adapter(&self, vp: VerifiedPacket) -> Result<Digest, RuntimeError> {
         let digest = vp.digest;
         let PacketContent::Adapter { base_digest, body } = vp.packet.content else {
-            return Err(RuntimeError::WrongKind { expected: "adapter" });
+            return Err(RuntimeError::WrongKind {
+                expected: "adapter",
+            });
         };
         let mut c = self.control();
         if base_digest != c.base.digest {
@@ -481,7 +501,12 @@ impl EdgeRuntime {
                 loaded_base: c.base.digest.to_hex(),
             });
         }
-        let compiled = CompiledPolicy::compile(&c.base.body, c.base.digest, Some((&body, digest)), self.kernel)?;
+        let compiled = CompiledPolicy::compile(
+            &c.base.body,
+            c.base.digest,
+            Some((&body, digest)),
+            self.kernel,
+        )?;
         let loaded = LoadedAdapter {
             digest,
             body: Arc::new(body),

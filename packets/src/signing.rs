@@ -71,10 +71,9 @@ impl PacketSigner {
         match std::fs::read(path) {
             Ok(bytes) => {
                 check_private(path)?;
-                let seed: [u8; 32] = bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| SigningError::InvalidKey(format!("{} is not a 32-byte key", path.display())))?;
+                let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+                    SigningError::InvalidKey(format!("{} is not a 32-byte key", path.display()))
+                })?;
                 Ok(Self::from_seed(&seed))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -98,7 +97,9 @@ fn check_private(path: &Path) -> Result<(), SigningError> {
         source,
     })?;
     if meta.permissions().mode() & 0o077 != 0 {
-        return Err(SigningError::InsecurePermissions(path.display().to_string()));
+        return Err(SigningError::InsecurePermissions(
+            path.display().to_string(),
+        ));
     }
     Ok(())
 }
@@ -146,7 +147,8 @@ impl PublicKey {
     /// Parses 64 hex digits.
     pub fn from_hex(text: &str) -> Result<Self, SigningError> {
         let mut bytes = [0u8; 32];
-        hex::decode_to_slice(text.trim(), &mut bytes).map_err(|e| SigningError::InvalidKey(e.to_string()))?;
+        hex::decode_to_slice(text.trim(), &mut bytes)
+            .map_err(|e| SigningError::InvalidKey(e.to_string()))?;
         Self::from_bytes(&bytes)
     }
 
@@ -240,7 +242,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
         write_private(&path, &[1, 2, 3]).unwrap();
-        assert!(matches!(PacketSigner::load_or_create(&path), Err(SigningError::InvalidKey(_))));
+        assert!(matches!(
+            PacketSigner::load_or_create(&path),
+            Err(SigningError::InvalidKey(_))
+        ));
     }
 
     #[test]

@@ -1,3 +1,4 @@
+#![allow(missing_docs)]
 //! The default edge policy of the targets, shared by the benchmarks: CartPole-sized
 //! (4 observations → 64 → 64 → 2 logits) with a rank-8 adapter on every layer.
 
@@ -36,7 +37,9 @@ pub fn fixture() -> Fixture {
         content: PacketContent::Base(policy.quantize().expect("quantize base")),
     };
     let base_bytes = base.encode(Some(&signer), 19).expect("encode base");
-    let base_digest = plasma_packets::decode_unverified(&base_bytes).expect("decode").digest;
+    let base_digest = plasma_packets::decode_unverified(&base_bytes)
+        .expect("decode")
+        .digest;
     let adapter = Packet {
         provenance: provenance(),
         content: PacketContent::Adapter {
@@ -46,7 +49,9 @@ pub fn fixture() -> Fixture {
     };
     let adapter_bytes = adapter.encode(Some(&signer), 19).expect("encode adapter");
     let mut rng = synthetic::Rng::new(3);
-    let observations = (0..1024).map(|_| synthetic::observation(&mut rng, &policy)).collect();
+    let observations = (0..1024)
+        .map(|_| synthetic::observation(&mut rng, &policy))
+        .collect();
     Fixture {
         policy,
         lora,
