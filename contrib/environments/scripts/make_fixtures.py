@@ -15,6 +15,9 @@ It writes contrib/environments/fixtures/<id>.json, one per environment:
     {
       "schema": 1, "env_id": ..., "gymnasium": version, "numpy": version,
       "max_episode_steps": n,
+      "observation_space": space, "action_space": space,
+          # {"type": "discrete", "n": n} or {"type": "box", "low": [...], "high": [...]}
+          # with infinite bounds as "inf" / "-inf" (plasma-protocol's JSON form)
       "runs": [                 # one env instance each, built by gymnasium.make(id)
         {
           "name": ...,
@@ -147,6 +150,23 @@ def apply_physics(env, env_id: str, physics: dict) -> None:
         # Derived in __init__; recompute as __init__ does.
         u.total_mass = u.masspole + u.masscart
         u.polemass_length = u.masspole * u.length
+
+
+def space_json(space) -> dict:
+    if isinstance(space, gym.spaces.Discrete):
+        assert int(space.start) == 0
+        return {"type": "discrete", "n": int(space.n)}
+    assert isinstance(space, gym.spaces.Box) and space.dtype == np.float32
+
+    def bound(v):
+        v = float(v)
+        return v if math.isfinite(v) else ("inf" if v > 0 else "-inf")
+
+    return {
+        "type": "box",
+        "low": [bound(v) for v in space.low.ravel()],
+        "high": [bound(v) for v in space.high.ravel()],
+    }
 
 
 def to_action(action):
@@ -342,6 +362,7 @@ def main() -> None:
     os.makedirs(OUT_DIR, exist_ok=True)
     for env_id, make_runs in ENVS.items():
         spec = gym.spec(env_id)
+        env = gym.make(env_id)
         runs = make_runs(env_id)
         doc = {
             "schema": 1,
@@ -349,6 +370,8 @@ def main() -> None:
             "gymnasium": gym.__version__,
             "numpy": np.__version__,
             "max_episode_steps": spec.max_episode_steps,
+            "observation_space": space_json(env.observation_space),
+            "action_space": space_json(env.action_space),
             "runs": runs,
         }
         path = os.path.join(OUT_DIR, f"{env_id}.json")

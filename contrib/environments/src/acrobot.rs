@@ -5,7 +5,7 @@ use std::f64::consts::PI;
 
 use plasma_protocol::{ActionRef, Space};
 
-use crate::env::{Dynamics, GymEnv};
+use crate::env::{Dynamics, GymEnv, copy_into};
 use crate::error::EnvError;
 use crate::physics::{Physics, PhysicsConfig};
 use crate::pymath::pow2;
@@ -238,20 +238,23 @@ impl Dynamics for Acrobot {
 
     fn observe(&self, obs: &mut [f32]) {
         let s = &self.state;
-        obs[0] = s[0].cos() as f32;
-        obs[1] = s[0].sin() as f32;
-        obs[2] = s[1].cos() as f32;
-        obs[3] = s[1].sin() as f32;
-        obs[4] = s[2] as f32;
-        obs[5] = s[3] as f32;
+        let values = [
+            s[0].cos() as f32,
+            s[0].sin() as f32,
+            s[1].cos() as f32,
+            s[1].sin() as f32,
+            s[2] as f32,
+            s[3] as f32,
+        ];
+        copy_into(obs, &values);
     }
 
     fn state(&self, out: &mut [f64]) {
-        out.copy_from_slice(&self.state);
+        copy_into(out, &self.state);
     }
 
     fn set_state(&mut self, state: &[f64]) {
-        self.state.copy_from_slice(state);
+        copy_into(&mut self.state, state);
     }
 }
 

@@ -2,7 +2,7 @@
 
 use plasma_protocol::{ActionRef, Space};
 
-use crate::env::{Dynamics, GymEnv};
+use crate::env::{Dynamics, GymEnv, copy_into};
 use crate::error::EnvError;
 use crate::physics::{Physics, PhysicsConfig};
 use crate::rng::NpRandom;
@@ -191,17 +191,15 @@ impl Dynamics for CartPole {
     }
 
     fn observe(&self, obs: &mut [f32]) {
-        for (o, s) in obs.iter_mut().zip(self.state) {
-            *o = s as f32;
-        }
+        copy_into(obs, &self.state.map(|s| s as f32));
     }
 
     fn state(&self, out: &mut [f64]) {
-        out.copy_from_slice(&self.state);
+        copy_into(out, &self.state);
     }
 
     fn set_state(&mut self, state: &[f64]) {
-        self.state.copy_from_slice(state);
+        copy_into(&mut self.state, state);
     }
 }
 

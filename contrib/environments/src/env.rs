@@ -165,6 +165,14 @@ pub trait Dynamics: Send {
     fn set_state(&mut self, state: &[f64]);
 }
 
+/// Copies `src` into `dst` as far as both go: the `Dynamics` buffers have the right
+/// length by contract, and a wrong one must not panic.
+pub(crate) fn copy_into<T: Copy>(dst: &mut [T], src: &[T]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = *s;
+    }
+}
+
 /// Raw dynamics wrapped as `gymnasium.make` wraps them: seeded resets, a time limit
 /// (`TimeLimit`) and a refusal to step before the first reset (`OrderEnforcing`).
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 
 use plasma_protocol::{ActionRef, Space};
 
-use crate::env::{Dynamics, GymEnv};
+use crate::env::{Dynamics, GymEnv, copy_into};
 use crate::error::EnvError;
 use crate::physics::{Physics, PhysicsConfig};
 use crate::pymath::pow2;
@@ -146,16 +146,15 @@ impl Dynamics for MountainCar {
     }
 
     fn observe(&self, obs: &mut [f32]) {
-        obs[0] = self.state[0] as f32;
-        obs[1] = self.state[1] as f32;
+        copy_into(obs, &self.state.map(|s| s as f32));
     }
 
     fn state(&self, out: &mut [f64]) {
-        out.copy_from_slice(&self.state);
+        copy_into(out, &self.state);
     }
 
     fn set_state(&mut self, state: &[f64]) {
-        self.state.copy_from_slice(state);
+        copy_into(&mut self.state, state);
     }
 }
 
@@ -410,16 +409,15 @@ impl Dynamics for MountainCarContinuous {
     }
 
     fn observe(&self, obs: &mut [f32]) {
-        obs[0] = self.state[0] as f32;
-        obs[1] = self.state[1] as f32;
+        copy_into(obs, &self.state.map(|s| s as f32));
     }
 
     fn state(&self, out: &mut [f64]) {
-        out.copy_from_slice(&self.state);
+        copy_into(out, &self.state);
     }
 
     fn set_state(&mut self, state: &[f64]) {
-        self.state.copy_from_slice(state);
+        copy_into(&mut self.state, state);
         self.single = false;
     }
 }

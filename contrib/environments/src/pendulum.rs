@@ -4,7 +4,7 @@ use std::f64::consts::PI;
 
 use plasma_protocol::{ActionRef, Space};
 
-use crate::env::{Dynamics, GymEnv};
+use crate::env::{Dynamics, GymEnv, copy_into};
 use crate::error::EnvError;
 use crate::physics::{Physics, PhysicsConfig};
 use crate::pymath::{pow2, pow2_f32, py_mod};
@@ -171,17 +171,17 @@ impl Dynamics for Pendulum {
 
     fn observe(&self, obs: &mut [f32]) {
         let [theta, thetadot] = self.state;
-        obs[0] = theta.cos() as f32;
-        obs[1] = theta.sin() as f32;
-        obs[2] = thetadot as f32;
+        // np.array([np.cos(theta), np.sin(theta), thetadot], dtype=np.float32)
+        let values = [theta.cos() as f32, theta.sin() as f32, thetadot as f32];
+        copy_into(obs, &values);
     }
 
     fn state(&self, out: &mut [f64]) {
-        out.copy_from_slice(&self.state);
+        copy_into(out, &self.state);
     }
 
     fn set_state(&mut self, state: &[f64]) {
-        self.state.copy_from_slice(state);
+        copy_into(&mut self.state, state);
     }
 }
 

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use plasma_envs::{Action, ENV_IDS, Env, Physics, default_physics, make_with};
+use plasma_envs::{Action, ENV_IDS, Env, Physics, Space, default_physics, make, make_with};
 use serde::Deserialize;
 
 /// Relative tolerance, with an absolute floor of the same size for values below 1.
@@ -30,6 +30,8 @@ struct Fixture {
     gymnasium: String,
     numpy: String,
     max_episode_steps: u32,
+    observation_space: Space,
+    action_space: Space,
     runs: Vec<Run>,
 }
 
@@ -240,6 +242,25 @@ fn bitwise_equal_on_glibc() {
 fn every_registered_env_has_a_fixture() {
     for id in ENV_IDS {
         assert!(fixture_path(id).is_file(), "no fixture for {id}");
+    }
+}
+
+/// Spaces and time limits are Gymnasium's (bounds compared bitwise, as float32).
+#[test]
+fn spaces_and_time_limits_match_gymnasium() {
+    for id in ENV_IDS {
+        let fixture = load(id);
+        let env = make(id).unwrap();
+        assert_eq!(env.observation_space(), &fixture.observation_space, "{id}");
+        assert_eq!(env.action_space(), &fixture.action_space, "{id}");
+        assert_eq!(
+            env.max_episode_steps(),
+            Some(fixture.max_episode_steps),
+            "{id}"
+        );
+        let spec = env.spec();
+        assert_eq!(spec.name, id);
+        assert_eq!(spec.validate(), Ok(()));
     }
 }
 
