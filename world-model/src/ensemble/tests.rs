@@ -1,0 +1,377 @@
+//! Tests of the ensemble family: it learns a known function, saves and reloads exactly,
+//! steps paths with the right shapes and member assignment.
+
+use burn::tensor::{Int, Tensor, TensorData};
+use plasma_protocol::{ActionRef, Space, TaskSpec};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::rollout::{ActionSequences, Driver, RolloutOptions, start_states};
+
+/// A toy task with known dynamics: `s' = s + [0.1·(2a − 1), 0.2·s₀]`, `r = s₀ − s₁`,
+/// terminated when `s'₀ > 0.8`.
+pub(crate) fn toy_spec() -> TaskSpec {
+    TaskSpec {
+        name: "Toy-v0".into(),
+        observation_space: Space::boxed(vec![-1.0; 2], vec![1.0; 2]).unwrap(),
+        action_space: Space::discrete(2).unwrap(),
+        max_episode_steps: None,
+    }
+}
+
+pub(crate) fn toy_step(s: [f32; 2], a: u32) -> ([f32; 2], f32, bool) {
+    let next = [s[0] + 0.1 * (2.0 * a as f32 - 1.0), s[1] + 0.2 * s[0]];
+    (next, s[0] - s[1], next[0] > 0.8)
+}
+
+pub(crate) fn toy_data(n: usize, seed: u64) -> Dataset {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut d = Dataset::new(&toy_spec()).unwrap();
+    for _ in 0..n {
+        let s = [
+            rng.random_range(-1.0..1.0f32),
+            rng.random_range(-1.0..1.0f32),
+        ];
+        let a = rng.random_range(0..2u32);
+        let (next, r, done) = toy_step(s, a);
+        d.push(&s, ActionRef::Discrete(a), f64::from(r), &next, done)
+            .unwrap();
+    }
+    d
+}
+
+pub(crate) fn small_config() -> EnsembleConfig {
+    EnsembleConfig {
+        members: 3,
+        hidden: vec![32, 32],
+        ..EnsembleConfig::default()
+    }
+}
+
+pub(crate) fn fast_train() -> TrainConfig {
+    TrainConfig {
+        max_epochs: 40,
+        batch_size: 64,
+        learning_rate: 3e-3,
+        patience: 40,
+        ..TrainConfig::default()
+    }
+}
+
+pub(crate) fn trained_toy() -> Ensemble {
+    let mut model = Ensemble::new(small_config(), toy_spec(), Device::flex()).unwrap();
+    let config = TrainConfig {
+        max_epochs: 120,
+        ..fast_train()
+    };
+    model.fit(&toy_data(800, 1), &config).unwrap();
+    model
+}
+
+fn vec2(t: Tensor<2>) -> Vec<f32> {
+    t.into_data().try_into_vec::<f32>().unwrap()
+}
+
+#[test]
+fn learns_a_known_function() {
+    let model = trained_toy();
+    assert!(model.is_trained());
+    let test = toy_data(300, 2);
+    let report = model.loss(&test).unwrap();
+    // Normalized units: the targets have unit variance, so 0.01 is 1% of it.
+    for mse in &report.mse_per_member {
+        assert!(*mse < 0.01, "held-out normalized mse {mse}");
+    }
+    // One imagined step agrees with the true dynamics.
+    let device = Device::flex();
+    let starts = [0.5f32, -0.2, -0.3, 0.4, 0.1, 0.1];
+    let state = model
+        .encode(start_states(&starts, 2, &device).unwrap())
+        .unwrap();
+    let actions = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 0, 1], [3]), &device);
+    let next = model
+        .transition(
+            &state,
+            &ActionBatch::Discrete(actions),
+            &StepOptions::default(),
+        )
+        .unwrap();
+    let obs = vec2(next.latent.clone());
+    let reward = next
+        .reward
+        .clone()
+        .unwrap()
+        .into_data()
+        .try_into_vec::<f32>()
+        .unwrap();
+    for (i, a) in [1u32, 0, 1].into_iter().enumerate() {
+        let (want, r, _) = toy_step([starts[2 * i], starts[2 * i + 1]], a);
+        assert!((obs[2 * i] - want[0]).abs() < 0.03, "{obs:?} vs {want:?}");
+        assert!(
+            (obs[2 * i + 1] - want[1]).abs() < 0.03,
+            "{obs:?} vs {want:?}"
+        );
+        assert!((reward[i] - r).abs() < 0.05, "{reward:?} vs {r}");
+    }
+}
+
+#[test]
+fn rollouts_have_the_right_shapes_and_member_assignment() {
+    let model = Ensemble::new(small_config(), toy_spec(), Device::flex()).unwrap();
+    let device = Device::flex();
+    let paths = 7;
+    let horizon = 4;
+    let start = start_states(&vec![0.1; paths * 2], 2, &device).unwrap();
+    let actions = ActionSequences::Discrete(Tensor::<2, Int>::zeros([paths, horizon], &device));
+    let options = RolloutOptions {
+        uncertainty: true,
+        ..RolloutOptions::default()
+    };
+    let traj = model
+        .rollout(start.clone(), Driver::Actions(&actions), horizon, &options)
+        .unwrap();
+    assert_eq!(traj.members, [0, 1, 2, 0, 1, 2, 0]);
+    assert_eq!(traj.obs.as_ref().unwrap().dims(), [paths, horizon, 2]);
+    assert_eq!(traj.rewards.as_ref().unwrap().dims(), [paths, horizon]);
+    assert_eq!(traj.uncertainty.as_ref().unwrap().dims(), [paths, horizon]);
+    let host = traj.to_host().unwrap();
+    assert_eq!(host.returns.len(), paths);
+    // Identical starts and actions: paths on the same member agree, members differ.
+    let first_obs = |p: usize| host.obs[p * horizon * 2..p * horizon * 2 + 2].to_vec();
+    assert_eq!(first_obs(0), first_obs(3));
+    assert_eq!(first_obs(1), first_obs(4));
+    assert_ne!(first_obs(0), first_obs(1));
+    assert!(host.uncertainty.iter().all(|u| *u > 0.0));
+    // The TS∞ path (no uncertainty) gives the same predictions as the all-member path.
+    let plain = model
+        .rollout(
+            start,
+            Driver::Actions(&actions),
+            horizon,
+            &RolloutOptions::default(),
+        )
+        .unwrap()
+        .to_host()
+        .unwrap();
+    for (a, b) in plain.obs.iter().zip(&host.obs) {
+        assert!((a - b).abs() < 1e-5);
+    }
+    assert!(plain.uncertainty.is_empty());
+}
+
+#[test]
+fn returns_stop_accumulating_after_predicted_termination() {
+    let model = trained_toy();
+    let device = Device::flex();
+    // Pushing right from 0.5 terminates after the third step (0.6, 0.7, 0.8, 0.9 > 0.8).
+    let start = start_states(&[0.5, 0.0], 2, &device).unwrap();
+    let right = ActionSequences::Discrete(Tensor::<2, Int>::ones([1, 6], &device));
+    let traj = model
+        .rollout(
+            start,
+            Driver::Actions(&right),
+            6,
+            &RolloutOptions::default(),
+        )
+        .unwrap()
+        .to_host()
+        .unwrap();
+    assert!(traj.continue_probs[0] > 0.8, "{:?}", traj.continue_probs);
+    assert!(traj.continue_probs[5] < 0.2, "{:?}", traj.continue_probs);
+    let full: f32 = traj.rewards.iter().sum();
+    assert!(
+        traj.returns[0] < full - 0.1,
+        "{} vs {}",
+        traj.returns[0],
+        full
+    );
+}
+
+#[test]
+fn policies_drive_rollouts_and_noise_is_reproducible() {
+    let model = trained_toy();
+    let device = Device::flex();
+    let start = start_states(&[0.0, 0.0, 0.2, 0.0], 2, &device).unwrap();
+    let mut calls = 0;
+    let mut always_right = |obs: Tensor<2>, _step: usize| {
+        calls += 1;
+        let [p, _] = obs.dims();
+        Ok(ActionBatch::Discrete(Tensor::<1, Int>::ones(
+            [p],
+            &obs.device(),
+        )))
+    };
+    let options = RolloutOptions {
+        noise: Noise::Sample { seed: 9 },
+        ..RolloutOptions::default()
+    };
+    let a = model
+        .rollout(
+            start.clone(),
+            Driver::Policy(&mut always_right),
+            3,
+            &options,
+        )
+        .unwrap()
+        .to_host()
+        .unwrap();
+    assert_eq!(calls, 3);
+    let mut always_right = |obs: Tensor<2>, _step: usize| {
+        let [p, _] = obs.dims();
+        Ok(ActionBatch::Discrete(Tensor::<1, Int>::ones(
+            [p],
+            &obs.device(),
+        )))
+    };
+    let b = model
+        .rollout(start, Driver::Policy(&mut always_right), 3, &options)
+        .unwrap()
+        .to_host()
+        .unwrap();
+    assert_eq!(a, b);
+    // Moving right by about 0.1 per step.
+    assert!((a.obs[4] - 0.3).abs() < 0.1, "{:?}", a.obs);
+}
+
+#[test]
+fn save_and_load_reproduce_predictions_exactly() {
+    let model = trained_toy();
+    let dir = tempfile::tempdir().unwrap();
+    model.save(dir.path()).unwrap();
+    let loaded = crate::registry::load(dir.path(), &Device::flex()).unwrap();
+    assert_eq!(loaded.family(), "ensemble");
+    assert!(loaded.is_trained());
+    let device = Device::flex();
+    let start = start_states(&[0.3, -0.1, -0.5, 0.2, 0.0, 0.9, 0.1, 0.1], 2, &device).unwrap();
+    let actions = ActionSequences::Discrete(Tensor::<2, Int>::from_data(
+        TensorData::new(vec![0i64, 1, 1, 0, 1, 0, 0, 1, 1, 1, 0, 0], [4, 3]),
+        &device,
+    ));
+    let options = RolloutOptions {
+        uncertainty: true,
+        noise: Noise::Sample { seed: 3 },
+        ..RolloutOptions::default()
+    };
+    let a = model
+        .rollout(start.clone(), Driver::Actions(&actions), 3, &options)
+        .unwrap()
+        .to_host()
+        .unwrap();
+    let b = loaded
+        .rollout(start, Driver::Actions(&actions), 3, &options)
+        .unwrap()
+        .to_host()
+        .unwrap();
+    assert_eq!(a, b, "bit-identical predictions after reload");
+    // Missing or corrupt files are errors.
+    std::fs::write(dir.path().join("weights.bpk"), b"garbage").unwrap();
+    assert!(crate::registry::load(dir.path(), &device).is_err());
+    assert!(crate::registry::load(&dir.path().join("nowhere"), &device).is_err());
+}
+
+#[test]
+fn fine_tuning_continues_from_a_checkpoint() {
+    let model = trained_toy();
+    let dir = tempfile::tempdir().unwrap();
+    model.save(dir.path()).unwrap();
+    let mut loaded = crate::registry::load(dir.path(), &Device::flex()).unwrap();
+    let before = loaded.loss(&toy_data(300, 5)).unwrap();
+    let config = TrainConfig {
+        max_epochs: 5,
+        ..fast_train()
+    };
+    let report = loaded.fit(&toy_data(200, 4), &config).unwrap();
+    assert_eq!(report.epochs, 5);
+    let after = loaded.loss(&toy_data(300, 5)).unwrap();
+    // Starts where the checkpoint was (not from scratch) and keeps its normalizers.
+    let mean = |r: &LossReport| r.mse_per_member.iter().sum::<f32>() / 3.0;
+    assert!(
+        mean(&after) < 2.0 * mean(&before) + 1e-3,
+        "{before:?} → {after:?}"
+    );
+}
+
+#[test]
+fn bad_inputs_are_errors_not_panics() {
+    let mut model = Ensemble::new(small_config(), toy_spec(), Device::flex()).unwrap();
+    let device = Device::flex();
+    let empty = Dataset::new(&toy_spec()).unwrap();
+    assert!(matches!(
+        model.fit(&empty, &fast_train()),
+        Err(WorldModelError::EmptyDataset(_))
+    ));
+    assert!(model.loss(&empty).is_err());
+    let other = TaskSpec {
+        action_space: Space::discrete(3).unwrap(),
+        ..toy_spec()
+    };
+    assert!(matches!(
+        model.fit(&Dataset::new(&other).unwrap(), &fast_train()),
+        Err(WorldModelError::Shape { .. })
+    ));
+    let start = Tensor::<2>::zeros([2, 3], &device);
+    assert!(model.encode(start).is_err());
+    let state = model.encode(Tensor::<2>::zeros([2, 2], &device)).unwrap();
+    let wrong = ActionBatch::Continuous(Tensor::<2>::zeros([2, 1], &device));
+    assert!(
+        model
+            .transition(&state, &wrong, &StepOptions::default())
+            .is_err()
+    );
+    let short = ActionBatch::Discrete(Tensor::<1, Int>::zeros([3], &device));
+    assert!(
+        model
+            .transition(&state, &short, &StepOptions::default())
+            .is_err()
+    );
+    let seq = ActionSequences::Discrete(Tensor::<2, Int>::zeros([2, 2], &device));
+    let start = Tensor::<2>::zeros([2, 2], &device);
+    assert!(
+        model
+            .rollout(
+                start.clone(),
+                Driver::Actions(&seq),
+                3,
+                &RolloutOptions::default()
+            )
+            .is_err()
+    );
+    let bad_discount = RolloutOptions {
+        discount: 1.5,
+        ..RolloutOptions::default()
+    };
+    assert!(
+        model
+            .rollout(start, Driver::Actions(&seq), 2, &bad_discount)
+            .is_err()
+    );
+    assert!(start_states(&[0.0, f32::NAN], 2, &device).is_err());
+    assert!(start_states(&[0.0, 1.0, 2.0], 2, &device).is_err());
+    let bad = TrainConfig {
+        learning_rate: f64::INFINITY,
+        ..fast_train()
+    };
+    assert!(matches!(
+        model.fit(&toy_data(10, 0), &bad),
+        Err(WorldModelError::Config(_))
+    ));
+}
+
+#[test]
+fn unknown_families_are_typed_errors() {
+    let config = WorldModelConfig::from_json(r#"{"family":"transformer"}"#).unwrap();
+    match crate::registry::build(&config, &toy_spec(), &Device::flex()) {
+        Err(WorldModelError::UnknownFamily { family, known }) => {
+            assert_eq!(family, "transformer");
+            assert_eq!(known, ["ensemble"]);
+        }
+        other => panic!(
+            "expected UnknownFamily, got {:?}",
+            other.map(|m| m.family().to_owned())
+        ),
+    }
+    let config = WorldModelConfig::from_json(r#"{"family":"ensemble","members":2}"#).unwrap();
+    let model = crate::registry::build(&config, &toy_spec(), &Device::flex()).unwrap();
+    assert_eq!(model.members(), 2);
+}

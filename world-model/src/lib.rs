@@ -1,0 +1,42 @@
+//! Plasma's world models: the contract, the probabilistic-ensemble family, training,
+//! phantom paths (batched imagined rollouts) and the planners that steer them.
+//!
+//! - [`model`]: the contract every family implements ([`WorldModel`]).
+//! - [`config`], [`registry`]: a JSON config names a family (`"ensemble"`) and its
+//!   parameters; the registry builds or loads the model.
+//! - [`ensemble`]: `E` probabilistic MLPs, stacked weights, one batched product per layer.
+//! - [`train`] (via [`WorldModel::fit`]): Gaussian NLL + termination cross-entropy, Adam,
+//!   bootstrapped minibatches, held-out early stopping, fine-tuning from a checkpoint.
+//! - [`rollout`]: phantom paths driven by action sequences, a policy or a planner.
+//! - [`checkpoint`]: save / load a model directory.
+//!
+//! Compute runs on burn's `flex` CPU backend by default, or on `wgpu` with the crate's
+//! `wgpu` feature; the device is chosen at run time ([`device::parse_device`]).
+
+pub mod action;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod ensemble;
+pub mod error;
+pub mod model;
+pub mod normalize;
+pub mod registry;
+pub mod rollout;
+mod train;
+
+pub use action::ActionCodec;
+pub use config::{EnsembleConfig, NormalizerUpdate, TrainConfig, WorldModelConfig};
+pub use data::Dataset;
+pub use device::parse_device;
+pub use ensemble::Ensemble;
+pub use error::{Result, WorldModelError};
+pub use model::{
+    ActionBatch, Decoded, LossReport, ModelState, Noise, StepOptions, TrainReport, WorldModel,
+};
+pub use registry::Registry;
+pub use rollout::{ActionSequences, Driver, HostTrajectory, Policy, RolloutOptions, Trajectory};
+
+/// Re-export of the burn crate this crate is built on, so that users name the same types.
+pub use burn;
