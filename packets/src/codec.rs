@@ -51,13 +51,30 @@ impl fmt::Debug for Digest {
     }
 }
 
+/// A digest string that is not 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a digest is 64 hex digits")]
+pub struct InvalidDigest;
+
 impl FromStr for Digest {
-    type Err = PacketError;
+    type Err = InvalidDigest;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut d = [0u8; 32];
-        hex::decode_to_slice(s, &mut d)
-            .map_err(|e| PacketError::Invalid(format!("bad digest: {e}")))?;
+        hex::decode_to_slice(s, &mut d).map_err(|_| InvalidDigest)?;
         Ok(Digest(d))
+    }
+}
+
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -105,15 +122,18 @@ pub enum SignatureStatus {
     NotChecked,
 }
 
-/// A decoded packet together with its identity and signature status.
+/// A decoded packet together with its identity and signature status. Only the decoder
+/// makes these; the runtime acts only on ones whose signature status its verifier
+/// accepts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedPacket {
     /// The content.
     pub packet: Packet,
     /// SHA-256 digest over everything before the trailer.
     pub digest: Digest,
-    /// How the signature was checked.
-    pub signature: SignatureStatus,
+    /// How the signature was checked (private, so a `VerifiedPacket` can only come
+    /// from the decoder).
+    signature: SignatureStatus,
     /// Size of the encoded packet in bytes.
     pub size: usize,
     /// Size of the header section in bytes.
@@ -122,6 +142,13 @@ pub struct VerifiedPacket {
     pub body_len: usize,
     /// Size of the decompressed body in bytes.
     pub body_raw_len: usize,
+}
+
+impl VerifiedPacket {
+    /// How the signature was checked.
+    pub fn signature(&self) -> SignatureStatus {
+        self.signature
+    }
 }
 
 fn bincode_config() -> impl bincode::config::Config {
@@ -266,6 +293,9 @@ fn decode_inner(bytes: &[u8], verifier: Option<&Verifier>) -> Result<VerifiedPac
     }
     let mut base_digest = Digest::default();
     base_digest.0.copy_from_slice(&bytes[20..52]);
+    if kind == PacketKind::Base && base_digest != Digest::default() {
+        return Err(PacketError::Reserved);
+    }
 
     let digest_at = PREFIX_LEN + header_len + body_len;
     let computed = Digest(Sha256::digest(&bytes[..digest_at]).into());
@@ -293,6 +323,14 @@ fn decode_inner(bytes: &[u8], verifier: Option<&Verifier>) -> Result<VerifiedPac
     provenance.validate().map_err(PacketError::Invalid)?;
 
     let body = &bytes[PREFIX_LEN + header_len..digest_at];
+    match zstd::zstd_safe::find_frame_compressed_size(body) {
+        Ok(n) if n == body.len() => {}
+        _ => {
+            return Err(PacketError::Decompress(
+                "the body must be exactly one zstd frame".into(),
+            ));
+        }
+    }
     let raw = zstd::bulk::decompress(body, body_raw_len)
         .map_err(|e| PacketError::Decompress(e.to_string()))?;
     if raw.len() != body_raw_len {
@@ -303,9 +341,6 @@ fn decode_inner(bytes: &[u8], verifier: Option<&Verifier>) -> Result<VerifiedPac
     }
     let content = match kind {
         PacketKind::Base => {
-            if base_digest != Digest::default() {
-                return Err(PacketError::Reserved);
-            }
             let body: BaseBody = decode_exact(&raw, "base body")?;
             body.validate().map_err(PacketError::Invalid)?;
             PacketContent::Base(body)
@@ -348,4 +383,21 @@ fn decode_exact<T: serde::de::DeserializeOwned>(
         });
     }
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_parses_hex_and_round_trips_through_serde() {
+        let d = Digest([0xab; 32]);
+        assert_eq!(d.to_hex().parse::<Digest>().unwrap(), d);
+        assert_eq!("xyz".parse::<Digest>().unwrap_err(), InvalidDigest);
+        assert!("ab".repeat(31).parse::<Digest>().is_err());
+        let json = bincode::serde::encode_to_vec(d, bincode::config::standard()).unwrap();
+        let (back, _): (Digest, usize) =
+            bincode::serde::decode_from_slice(&json, bincode::config::standard()).unwrap();
+        assert_eq!(back, d);
+    }
 }

@@ -73,7 +73,9 @@ pub struct Provenance {
 }
 
 impl Provenance {
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    /// Checks the string limits (each ≤ 1024 bytes; the encoded header must also fit
+    /// in 4096 bytes, which `encode` checks).
+    pub fn validate(&self) -> Result<(), String> {
         for (name, s) in [
             ("task", &self.task),
             ("agent_id", &self.agent_id),
@@ -201,8 +203,12 @@ impl ObsNorm {
         if self.mean.iter().any(|m| !m.is_finite()) {
             return Err("non-finite normalization mean".into());
         }
-        if self.std.iter().any(|s| !s.is_finite() || *s <= 0.0) {
-            return Err("normalization std must be finite and > 0".into());
+        if self
+            .std
+            .iter()
+            .any(|s| !s.is_finite() || *s <= 0.0 || !(1.0 / *s).is_finite())
+        {
+            return Err("normalization std must be finite, > 0 and have a finite inverse".into());
         }
         Ok(())
     }

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arc_swap::ArcSwap;
 
 use crate::Packet;
-use crate::codec::{Digest, PacketContent, VerifiedPacket};
+use crate::codec::{Digest, PacketContent, SignatureStatus, VerifiedPacket};
+use crate::error::PacketError;
 use crate::error::{ActError, RuntimeError};
 use crate::model::{ActionSpace, Activation, AdapterBody, BaseBody, ContinuousMapping, Provenance};
 use crate::signing::Verifier;
@@ -55,7 +56,11 @@ impl Action<'_> {
 
 /// Maps raw network outputs to an action: argmax for discrete spaces (first maximum;
 /// NaN never wins), clamp or tanh-scaling into the box for continuous ones.
-pub fn map_action<'a>(space: &ActionSpace, outputs: &[f32], buf: &'a mut [f32]) -> Action<'a> {
+pub(crate) fn map_action<'a>(
+    space: &ActionSpace,
+    outputs: &[f32],
+    buf: &'a mut [f32],
+) -> Action<'a> {
     match space {
         ActionSpace::Discrete { .. } => {
             let mut best = 0usize;
@@ -80,7 +85,8 @@ pub fn map_action<'a>(space: &ActionSpace, outputs: &[f32], buf: &'a mut [f32]) 
                     }
                     ContinuousMapping::TanhScaled => {
                         let t = if y.is_nan() { -1.0 } else { y.tanh() };
-                        (l + (t + 1.0) * 0.5 * (h - l)).clamp(l, h)
+                        // Written so that wide finite bounds cannot overflow to ∞ − ∞.
+                        (0.5 * (1.0 - t) * l + 0.5 * (1.0 + t) * h).clamp(l, h)
                     }
                 };
             }
@@ -177,15 +183,16 @@ fn dot_i8(w: &[i8], x: &[f32]) -> f32 {
 }
 
 impl CompiledPolicy {
-    /// Compiles a validated base (and adapter) body. The adapter must already have been
-    /// checked to fit the base.
+    /// Compiles a base (and adapter) body, validating both and the adapter's fit first.
     pub fn compile(
         base: &BaseBody,
         base_digest: Digest,
         adapter: Option<(&AdapterBody, Digest)>,
         kernel: Kernel,
     ) -> Result<Self, RuntimeError> {
+        base.validate().map_err(RuntimeError::Shape)?;
         if let Some((a, _)) = adapter {
+            a.validate().map_err(RuntimeError::Shape)?;
             a.check_fits(base).map_err(RuntimeError::Shape)?;
         }
         let mut layers = Vec::with_capacity(base.layers.len());
@@ -428,12 +435,14 @@ impl EdgeRuntime {
         Self::from_verified(vp, verifier, kernel)
     }
 
-    /// Loads an already verified base packet.
+    /// Loads a base packet decoded by [`Packet::decode`]. Packets from
+    /// [`crate::decode_unverified`] are refused: their signature was never checked.
     pub fn from_verified(
         vp: VerifiedPacket,
         verifier: Verifier,
         kernel: Kernel,
     ) -> Result<Self, RuntimeError> {
+        check_trusted(&vp, &verifier)?;
         let base = into_base(vp)?;
         let compiled = CompiledPolicy::compile(&base.body, base.digest, None, kernel)?;
         Ok(EdgeRuntime {
@@ -449,9 +458,9 @@ impl EdgeRuntime {
     }
 
     fn control(&self) -> MutexGuard<'_, Control> {
-        // A panic while holding the lock cannot leave Control half-updated (every
-        // mutation is a single assignment after the fallible work), so poisoning is safe
-        // to ignore.
+        // Every mutation does its fallible work (decode, compile) before it changes
+        // anything, and the changes after it cannot panic, so a poisoned lock still
+        // guards a consistent Control.
         self.control.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -486,8 +495,10 @@ impl EdgeRuntime {
         self.apply_verified_adapter(vp)
     }
 
-    /// Hot-swaps in an already verified adapter packet.
+    /// Hot-swaps in an adapter packet decoded by [`Packet::decode`] (not by
+    /// [`crate::decode_unverified`]).
     pub fn apply_verified_adapter(&self, vp: VerifiedPacket) -> Result<Digest, RuntimeError> {
+        check_trusted(&vp, &self.verifier)?;
         let digest = vp.digest;
         let PacketContent::Adapter { base_digest, body } = vp.packet.content else {
             return Err(RuntimeError::WrongKind {
@@ -495,6 +506,9 @@ impl EdgeRuntime {
             });
         };
         let mut c = self.control();
+        if c.adapter.as_ref().is_some_and(|a| a.digest == digest) {
+            return Ok(digest);
+        }
         if base_digest != c.base.digest {
             return Err(RuntimeError::BaseMismatch {
                 adapter_base: base_digest.to_hex(),
@@ -518,9 +532,13 @@ impl EdgeRuntime {
         Ok(digest)
     }
 
-    /// Returns to the plain base policy (the adapter state is kept for rollback).
+    /// Returns to the plain base policy (the adapter state is kept for rollback). Does
+    /// nothing when no adapter is applied.
     pub fn remove_adapter(&self) -> Result<(), RuntimeError> {
         let mut c = self.control();
+        if c.adapter.is_none() {
+            return Ok(());
+        }
         let compiled = CompiledPolicy::compile(&c.base.body, c.base.digest, None, self.kernel)?;
         self.slot.store(Arc::new(compiled));
         let previous = c.adapter.take();
@@ -569,6 +587,17 @@ impl EdgeRuntime {
     }
 }
 
+/// A packet may act only if its signature was verified, or it is unsigned and the
+/// verifier explicitly allows that.
+fn check_trusted(vp: &VerifiedPacket, verifier: &Verifier) -> Result<(), RuntimeError> {
+    match vp.signature() {
+        SignatureStatus::Verified => Ok(()),
+        SignatureStatus::Unsigned if verifier.allow_unsigned => Ok(()),
+        SignatureStatus::Unsigned => Err(PacketError::Unsigned.into()),
+        SignatureStatus::NotChecked => Err(PacketError::BadSignature.into()),
+    }
+}
+
 fn push_history(history: &mut Vec<Option<LoadedAdapter>>, state: Option<LoadedAdapter>) {
     if history.len() == ROLLBACK_DEPTH {
         history.remove(0);
@@ -606,7 +635,27 @@ impl Actor {
         Ok(map_action(&policy.action_space, &raw[..n], out))
     }
 
-    /// Digests of the base and adapter in effect now.
+    /// Like [`Actor::act`], also naming the policy that chose the action (base digest,
+    /// adapter digest), read from the same snapshot — for labelling uploaded experience.
+    #[inline]
+    pub fn act_traced(
+        &mut self,
+        obs: &[f32],
+    ) -> Result<(Action<'_>, Digest, Option<Digest>), ActError> {
+        let policy = self.slot.load();
+        self.scratch.fit(&policy);
+        policy.forward(obs, &mut self.scratch)?;
+        let n = policy.action_space.output_dim();
+        let Scratch { raw, out, .. } = &mut self.scratch;
+        Ok((
+            map_action(&policy.action_space, &raw[..n], out),
+            policy.base_digest,
+            policy.adapter_digest,
+        ))
+    }
+
+    /// Digests of the base and adapter in effect now (may change right after the call;
+    /// use [`Actor::act_traced`] to know which policy chose an action).
     pub fn current(&self) -> (Digest, Option<Digest>) {
         let p = self.slot.load();
         (p.base_digest, p.adapter_digest)

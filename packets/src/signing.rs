@@ -62,30 +62,42 @@ impl PacketSigner {
     }
 
     /// Loads the key at `path`, or creates it there (mode 0600) if it does not exist.
-    /// An existing key file readable by group or others is refused.
+    /// An existing key file readable by group or others is refused. Creation is atomic
+    /// and exclusive: a key is written to a fresh temporary file and hard-linked into
+    /// place, so two processes starting together end up with the same key.
     pub fn load_or_create(path: &Path) -> Result<Self, SigningError> {
         let io = |source| SigningError::Io {
             path: path.display().to_string(),
             source,
         };
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                check_private(path)?;
-                let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-                    SigningError::InvalidKey(format!("{} is not a 32-byte key", path.display()))
-                })?;
-                Ok(Self::from_seed(&seed))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let signer = Self::generate()?;
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(io)?;
-                }
-                write_private(path, &signer.key.to_bytes()).map_err(io)?;
-                Ok(signer)
-            }
+        match Self::load(path) {
+            Err(SigningError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound => {}
+            other => return other,
+        }
+        let signer = Self::generate()?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        match write_private_exclusive(path, &signer.key.to_bytes()) {
+            Ok(()) => Ok(signer),
+            // Another process created the key first: use that one.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load(path),
             Err(e) => Err(io(e)),
         }
+    }
+
+    /// Loads the key at `path`.
+    pub fn load(path: &Path) -> Result<Self, SigningError> {
+        let bytes = std::fs::read(path).map_err(|source| SigningError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        check_private(path)?;
+        let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            SigningError::InvalidKey(format!("{} is not a 32-byte key", path.display()))
+        })?;
+        Ok(Self::from_seed(&seed))
     }
 }
 
@@ -109,22 +121,30 @@ fn check_private(_path: &Path) -> Result<(), SigningError> {
     Ok(())
 }
 
-/// Writes a new file that only its owner can read, atomically (temp file + rename).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Creates `path` holding `bytes`, readable only by its owner, atomically and only if it
+/// does not exist yet (`AlreadyExists` otherwise).
+fn write_private_exclusive(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension("tmp");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = path.with_extension(format!("tmp.{}.{nanos}", std::process::id()));
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    let result = (|| {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
 }
 
 /// A packet-signing public key, as pinned by agents. Displays as 64 hex digits.
@@ -201,7 +221,9 @@ impl Verifier {
         }
     }
 
-    /// Also accept unsigned packets — an explicit opt-in.
+    /// Also accept unsigned packets — an explicit opt-in. Note that this removes the
+    /// protection of the signature altogether: anyone can strip a signature and
+    /// recompute the digest. Use it only for local development.
     pub fn allow_unsigned(mut self, allow: bool) -> Self {
         self.allow_unsigned = allow;
         self
@@ -241,11 +263,34 @@ mod tests {
     fn truncated_key_file_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
-        write_private(&path, &[1, 2, 3]).unwrap();
+        write_private_exclusive(&path, &[1, 2, 3]).unwrap();
+        assert_eq!(
+            write_private_exclusive(&path, &[4]).unwrap_err().kind(),
+            std::io::ErrorKind::AlreadyExists
+        );
         assert!(matches!(
             PacketSigner::load_or_create(&path),
             Err(SigningError::InvalidKey(_))
         ));
+    }
+
+    #[test]
+    fn concurrent_creation_agrees_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signing.key");
+        let keys: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    PacketSigner::load_or_create(&path).unwrap().public_key()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        assert!(keys.iter().all(|k| *k == keys[0]));
+        assert_eq!(PacketSigner::load(&path).unwrap().public_key(), keys[0]);
     }
 
     #[test]

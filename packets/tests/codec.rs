@@ -14,7 +14,7 @@ fn base_and_adapter_round_trip_exactly() {
     let pair = default_pair(1);
     let v = Verifier::pinned(signer().public_key());
     let base = Packet::decode(&pair.base, &v).unwrap();
-    assert_eq!(base.signature, SignatureStatus::Verified);
+    assert_eq!(base.signature(), SignatureStatus::Verified);
     assert_eq!(base.packet.provenance, provenance());
     assert_eq!(
         base.packet.content,
@@ -128,11 +128,11 @@ fn signature_rules() {
         PacketError::Unsigned
     );
     let opted = Packet::decode(&unsigned, &pinned.clone().allow_unsigned(true)).unwrap();
-    assert_eq!(opted.signature, SignatureStatus::Unsigned);
+    assert_eq!(opted.signature(), SignatureStatus::Unsigned);
     assert_eq!(
         Packet::decode(&unsigned, &Verifier::unsigned_only())
             .unwrap()
-            .signature,
+            .signature(),
         SignatureStatus::Unsigned
     );
 
@@ -164,9 +164,20 @@ fn signature_rules() {
         PacketError::Unsigned
     );
 
+    // An inspected (unchecked) packet cannot be loaded to act, whatever the verifier.
+    let inspected = decode_unverified(&signed).unwrap();
+    assert!(
+        plasma_packets::EdgeRuntime::from_verified(
+            inspected,
+            pinned.clone(),
+            plasma_packets::Kernel::Merged
+        )
+        .is_err()
+    );
+
     // Inspection without a key reports the signature as unchecked.
     assert_eq!(
-        decode_unverified(&signed).unwrap().signature,
+        decode_unverified(&signed).unwrap().signature(),
         SignatureStatus::NotChecked
     );
 }

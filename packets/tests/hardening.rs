@@ -45,12 +45,26 @@ fn sections(packet: &[u8]) -> (Vec<u8>, Vec<u8>) {
     )
 }
 
+/// Trusts the test signer and, explicitly, unsigned packets (the reframed ones).
 fn allow() -> Verifier {
-    Verifier::unsigned_only()
+    Verifier::pinned(signer().public_key()).allow_unsigned(true)
 }
 
-/// If a hostile packet decodes, it must also load and act without panicking.
+/// The signed default base, loaded once.
+fn base() -> &'static [u8] {
+    static BASE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| default_pair(1).base)
+}
+
+/// If a hostile packet decodes, it must also load and act without panicking; an adapter
+/// is applied to the base it was made for.
 fn exercise(bytes: &[u8]) {
+    if let Ok(vp) = Packet::decode(bytes, &allow())
+        && let Ok(rt) = EdgeRuntime::load(base(), allow(), Kernel::Merged)
+        && rt.apply_verified_adapter(vp).is_ok()
+    {
+        let _ = rt.actor().act(&[0.5; 4]);
+    }
     if let Ok(vp) = Packet::decode(bytes, &allow())
         && let Ok(rt) = EdgeRuntime::from_verified(vp, allow(), Kernel::Merged)
     {
@@ -71,6 +85,17 @@ fn independent_framing_matches_the_crate() {
     let a = Packet::decode(&encoded, &allow()).unwrap().packet;
     let b = Packet::decode(&reframed, &allow()).unwrap().packet;
     assert_eq!(a, b);
+
+    // A reframed (unsigned) copy of the default adapter reaches the runtime through the
+    // same path the property tests use.
+    let adapter = default_pair(1).adapter;
+    let (header, body) = sections(&adapter);
+    let mut base_digest = [0u8; 32];
+    base_digest.copy_from_slice(&adapter[20..52]);
+    let vp = Packet::decode(&frame(2, base_digest, &header, &body), &allow()).unwrap();
+    let rt = EdgeRuntime::load(base(), allow(), Kernel::Merged).unwrap();
+    rt.apply_verified_adapter(vp).unwrap();
+    assert!(rt.actor().act(&[0.5; 4]).is_ok());
 }
 
 #[test]

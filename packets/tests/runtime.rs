@@ -153,9 +153,13 @@ fn rollback_restores_previous_states() {
     assert_eq!(rt.rollback().unwrap(), None);
     assert_eq!(rt.policy().adapter_digest(), None);
     rt.apply_adapter(&adapter2).unwrap();
+    // Re-applying the adapter in effect, or removing twice, adds no history.
+    rt.apply_adapter(&adapter2).unwrap();
+    rt.remove_adapter().unwrap();
     rt.remove_adapter().unwrap();
     assert_eq!(rt.loaded().adapter, None);
     assert_eq!(rt.rollback().unwrap(), Some(d2));
+    assert_eq!(rt.rollback().unwrap(), None);
 }
 
 #[test]
@@ -167,16 +171,21 @@ fn hot_swap_while_threads_act() {
     let rt = Arc::new(EdgeRuntime::load(&pair.base, pinned(), Kernel::Merged).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
 
-    // Each acting thread records which policies it saw and checks that its actions are
-    // ones some published policy gives for that observation.
+    // Each acting thread checks, for a sample of its calls, that the action equals what
+    // the f32 reference of the very policy that acted (as the actor reports it) chooses.
     let policy = pair.policy.clone();
-    let loras = [None, Some(pair.lora.clone()), Some(lora2.clone())];
+    let digest_of = |bytes: &[u8]| decode_unverified(bytes).unwrap().digest;
+    let by_adapter: Vec<(Option<plasma_packets::Digest>, Option<FloatLora>)> = vec![
+        (None, None),
+        (Some(digest_of(&pair.adapter)), Some(pair.lora.clone())),
+        (Some(digest_of(&adapter2)), Some(lora2.clone())),
+    ];
     let workers: Vec<_> = (0..3)
         .map(|t| {
             let rt = Arc::clone(&rt);
             let stop = Arc::clone(&stop);
             let policy = policy.clone();
-            let loras = loras.clone();
+            let by_adapter = by_adapter.clone();
             std::thread::spawn(move || {
                 let mut actor = rt.actor();
                 let mut rng = synthetic::Rng::new(t);
@@ -184,12 +193,14 @@ fn hot_swap_while_threads_act() {
                 let (mut calls, mut checked, mut matched) = (0u64, 0u64, 0u64);
                 while !stop.load(Ordering::Relaxed) || calls < 1000 {
                     let obs = synthetic::observation(&mut rng, &policy);
-                    let a = actor.act(&obs).unwrap().to_owned();
-                    seen.insert(actor.current().1);
+                    let (action, base, adapter) = actor.act_traced(&obs).unwrap();
+                    let action = action.to_owned();
+                    assert_eq!(base, base_digest);
+                    seen.insert(adapter);
                     if calls.is_multiple_of(7) {
+                        let (_, lora) = by_adapter.iter().find(|(d, _)| *d == adapter).unwrap();
                         checked += 1;
-                        matched +=
-                            u64::from(loras.iter().any(|l| policy.act(&obs, l.as_ref()) == a));
+                        matched += u64::from(policy.act(&obs, lora.as_ref()) == action);
                     }
                     calls += 1;
                 }

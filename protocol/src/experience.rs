@@ -9,8 +9,9 @@ use crate::action::{Action, ActionError};
 use crate::ident::{IdentifierError, validate_identifier};
 use crate::task::TaskSpec;
 
-/// Most transitions accepted in one [`ExperienceBatch`]: bounds the memory one upload
-/// can take; larger uploads are split by the sender.
+/// Most transitions accepted in one [`ExperienceBatch`]; larger uploads are split by the
+/// sender. Checked by `validate`, after deserialization: the memory one upload takes
+/// while it is parsed is bounded by the receiver's request-body limit, not by this.
 pub const MAX_BATCH_TRANSITIONS: usize = 10_000;
 
 /// One step of real experience, as Gymnasium's `(obs, action, reward, next_obs,

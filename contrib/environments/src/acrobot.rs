@@ -97,8 +97,18 @@ pub struct Acrobot {
 }
 
 /// `wrap(x, m, M)`: brings `x` into `[m, M]` by whole turns.
+///
+/// Gymnasium loops one turn at a time; so does this for the few turns physical states
+/// need (keeping results bitwise equal), and falls back to a modulo for far-out or
+/// non-finite values, where the loop would take forever or never end.
 fn wrap(mut x: f64, m: f64, big_m: f64) -> f64 {
     let diff = big_m - m;
+    if !x.is_finite() {
+        return x;
+    }
+    if !(m - 64.0 * diff..=big_m + 64.0 * diff).contains(&x) {
+        return m + crate::pymath::py_mod(x - m, diff);
+    }
     while x > big_m {
         x -= diff;
     }
@@ -106,6 +116,21 @@ fn wrap(mut x: f64, m: f64, big_m: f64) -> f64 {
         x += diff;
     }
     x
+}
+
+#[cfg(test)]
+mod wrap_tests {
+    use super::wrap;
+    use std::f64::consts::PI;
+
+    #[test]
+    fn wrap_terminates_on_huge_and_non_finite_values() {
+        let w = wrap(1e18, -PI, PI);
+        assert!((-PI..=PI).contains(&w), "{w}");
+        assert!(wrap(f64::INFINITY, -PI, PI).is_infinite());
+        assert!(wrap(f64::NAN, -PI, PI).is_nan());
+        assert_eq!(wrap(3.0 * PI, -PI, PI), 3.0 * PI - 2.0 * PI);
+    }
 }
 
 /// `bound(x, m, M)`: `min(max(x, m), M)`.
