@@ -15,12 +15,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use plasma_envs::{ActionRef, Env, Physics, make_with};
-use plasma_packets::model::{
-    ActionSpace, Activation, AuditStatus, ObsNorm, Provenance,
-};
+use plasma_packets::model::{ActionSpace, Activation, AuditStatus, ObsNorm, Provenance};
 use plasma_packets::{
-    Action, Digest, EdgeRuntime, FloatLayer, FloatLora, FloatLoraLayer, FloatPolicy, Kernel, Packet,
-    PacketContent, PacketSigner, Verifier, decode_unverified,
+    Action, Digest, EdgeRuntime, FloatLayer, FloatLora, FloatLoraLayer, FloatPolicy, Kernel,
+    Packet, PacketContent, PacketSigner, Verifier, decode_unverified,
 };
 
 #[derive(Parser, Debug)]
@@ -101,7 +99,9 @@ fn evaluate(rt: &EdgeRuntime, physics: &Physics, episodes: u64) -> Result<Eval> 
             let t = Instant::now();
             let action = actor.act(&obs)?;
             latencies_ns.push(t.elapsed().as_nanos() as u64);
-            let Action::Discrete(a) = action else { bail!("CartPole needs a discrete action") };
+            let Action::Discrete(a) = action else {
+                bail!("CartPole needs a discrete action")
+            };
             let step = env.step(ActionRef::Discrete(a))?;
             total += step.reward;
             steps += 1;
@@ -130,9 +130,13 @@ fn main() -> Result<()> {
         bail!("--episodes must be at least 1");
     }
     let packets_dir = args.data.join("packets");
-    let signer = PacketSigner::load_or_create(&args.data.join("keys/signing.key")).context("signing key")?;
+    let signer =
+        PacketSigner::load_or_create(&args.data.join("keys/signing.key")).context("signing key")?;
     let key = signer.public_key();
-    println!("signing key  {key}  ({})", args.data.join("keys/signing.key").display());
+    println!(
+        "signing key  {key}  ({})",
+        args.data.join("keys/signing.key").display()
+    );
 
     // 1. The base policy as a signed packet on disk, then loaded back as an agent would.
     let base_policy = controller(1.0);
@@ -142,9 +146,17 @@ fn main() -> Result<()> {
     }
     .encode(Some(&signer), 19)?;
     let (base_digest, base_path) = store(&packets_dir, &base_bytes)?;
-    println!("base packet  {} bytes  {}", base_bytes.len(), base_path.display());
+    println!(
+        "base packet  {} bytes  {}",
+        base_bytes.len(),
+        base_path.display()
+    );
     let t = Instant::now();
-    let rt = EdgeRuntime::load(&std::fs::read(&base_path)?, Verifier::pinned(key), Kernel::Merged)?;
+    let rt = EdgeRuntime::load(
+        &std::fs::read(&base_path)?,
+        Verifier::pinned(key),
+        Kernel::Merged,
+    )?;
     let load_us = t.elapsed().as_secs_f64() * 1e6;
 
     let default_physics = Physics::new();
@@ -152,13 +164,29 @@ fn main() -> Result<()> {
     let mut rows = Vec::new();
     let mut latencies = Vec::new();
     let mut record = |name: &str, physics_name: &str, e: Eval| {
-        println!("  {name:<34} on {physics_name:<16} mean return {:>6.1}", e.mean_return);
-        rows.push((name.to_string(), physics_name.to_string(), e.mean_return, e.steps));
+        println!(
+            "  {name:<34} on {physics_name:<16} mean return {:>6.1}",
+            e.mean_return
+        );
+        rows.push((
+            name.to_string(),
+            physics_name.to_string(),
+            e.mean_return,
+            e.steps,
+        ));
         latencies.extend(e.latencies_ns);
     };
     let changed_name = format!("pole {} m", args.changed_length);
-    record("base", "default physics", evaluate(&rt, &default_physics, args.episodes)?);
-    record("base", &changed_name, evaluate(&rt, &changed, args.episodes)?);
+    record(
+        "base",
+        "default physics",
+        evaluate(&rt, &default_physics, args.episodes)?,
+    );
+    record(
+        "base",
+        &changed_name,
+        evaluate(&rt, &changed, args.episodes)?,
+    );
 
     // 2. A rank-1 adapter that halves the θ̇ gain for the short pole: ΔW = B·A with
     //    A = e_θ̇ (1×4) and B = [0, −0.5]ᵀ (2×1).
@@ -180,7 +208,11 @@ fn main() -> Result<()> {
     }
     .encode(Some(&signer), 19)?;
     let (_, adapter_path) = store(&packets_dir, &adapter_bytes)?;
-    println!("adapter      {} bytes  {}", adapter_bytes.len(), adapter_path.display());
+    println!(
+        "adapter      {} bytes  {}",
+        adapter_bytes.len(),
+        adapter_path.display()
+    );
 
     // 3. A tampered copy is refused; the genuine one is hot-swapped in.
     let mut tampered = adapter_bytes.clone();
@@ -191,16 +223,27 @@ fn main() -> Result<()> {
         Err(e) => println!("tampered adapter refused: {e}"),
     }
     rt.apply_adapter(&std::fs::read(&adapter_path)?)?;
-    record("base + adapter", &changed_name, evaluate(&rt, &changed, args.episodes)?);
+    record(
+        "base + adapter",
+        &changed_name,
+        evaluate(&rt, &changed, args.episodes)?,
+    );
 
     // 4. Roll back to the plain base.
     rt.rollback()?;
-    record("after rollback", &changed_name, evaluate(&rt, &changed, args.episodes)?);
+    record(
+        "after rollback",
+        &changed_name,
+        evaluate(&rt, &changed, args.episodes)?,
+    );
 
     let p50 = percentile(&mut latencies, 0.5);
     let p99 = percentile(&mut latencies, 0.99);
     println!();
-    println!("| policy | physics | mean return ({} episodes) | real steps |", args.episodes);
+    println!(
+        "| policy | physics | mean return ({} episodes) | real steps |",
+        args.episodes
+    );
     println!("|---|---|---|---|");
     for (name, physics, ret, steps) in &rows {
         println!("| {name} | {physics} | {ret:.1} | {steps} |");
