@@ -193,6 +193,10 @@ pub struct TrainConfig {
     pub bootstrap: bool,
     /// Weight of the termination cross-entropy beside the Gaussian negative log-likelihood.
     pub termination_weight: f32,
+    /// Weight of terminal transitions in the termination cross-entropy relative to the
+    /// others; `None` balances the classes (weight = non-terminal / terminal count, capped
+    /// at 100), which makes the rare terminal transitions of a small dataset count.
+    pub termination_pos_weight: Option<f32>,
     /// Weight of the penalty `Σ max_logvar − Σ min_logvar` that keeps the bounds tight.
     pub logvar_bound_weight: f32,
     /// Treatment of the normalizers.
@@ -214,6 +218,7 @@ impl Default for TrainConfig {
             min_improvement: 0.01,
             bootstrap: true,
             termination_weight: 1.0,
+            termination_pos_weight: None,
             logvar_bound_weight: 0.01,
             normalizer: NormalizerUpdate::Auto,
             seed: 0,
@@ -249,6 +254,11 @@ impl TrainConfig {
             if !(v.is_finite() && v >= 0.0) {
                 return bad(format!("{name} must be finite and non-negative, got {v}"));
             }
+        }
+        if let Some(w) = self.termination_pos_weight
+            && !(w.is_finite() && w > 0.0)
+        {
+            return bad(format!("termination_pos_weight must be positive, got {w}"));
         }
         Ok(())
     }

@@ -8,7 +8,9 @@
 //! - [`train`] (via [`WorldModel::fit`]): Gaussian NLL + termination cross-entropy, Adam,
 //!   bootstrapped minibatches, held-out early stopping, fine-tuning from a checkpoint.
 //! - [`rollout`]: phantom paths driven by action sequences, a policy or a planner.
+//! - [`planner`]: CEM and MPPI over action sequences, batched across start states.
 //! - [`checkpoint`]: save / load a model directory.
+//! - [`mpc`]: model-predictive control in the real environments (plasma-envs).
 //!
 //! Compute runs on burn's `flex` CPU backend by default, or on `wgpu` with the crate's
 //! `wgpu` feature; the device is chosen at run time ([`device::parse_device`]).
@@ -21,7 +23,9 @@ pub mod device;
 pub mod ensemble;
 pub mod error;
 pub mod model;
+pub mod mpc;
 pub mod normalize;
+pub mod planner;
 pub mod registry;
 pub mod rollout;
 mod train;
@@ -35,6 +39,7 @@ pub use error::{Result, WorldModelError};
 pub use model::{
     ActionBatch, Decoded, LossReport, ModelState, Noise, StepOptions, TrainReport, WorldModel,
 };
+pub use planner::{Cem, CemConfig, Mppi, MppiConfig, Plan, Planner, PlannerPolicy, SearchConfig};
 pub use registry::Registry;
 pub use rollout::{ActionSequences, Driver, HostTrajectory, Policy, RolloutOptions, Trajectory};
 

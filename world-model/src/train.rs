@@ -95,6 +95,7 @@ fn batch_loss(
     y: Tensor<3>,
     term: Tensor<3>,
     termination_weight: f32,
+    pos_weight: f32,
     bound_weight: f32,
 ) -> BatchLoss {
     let e = net.members() as f32;
@@ -104,9 +105,13 @@ fn batch_loss(
     let [members, _, _] = sq.dims();
     let mse = sq.clone().mean_dims(&[1, 2]).reshape([members]);
     let nll = (sq * logvar.clone().neg().exp() + logvar).mean();
-    // Binary cross-entropy with logits, stable: max(z, 0) − z·y + log(1 + e^−|z|).
+    // Weighted binary cross-entropy with logits, stable:
+    // w·y·softplus(−z) + (1 − y)·softplus(z), softplus(z) = max(z, 0) + log(1 + e^−|z|).
     let z = heads.term_logit;
-    let bce = (relu(z.clone()) - z.clone() * term + z.abs().neg().exp().log1p()).mean();
+    let log1p = z.clone().abs().neg().exp().log1p();
+    let sp_pos = relu(z.clone()) + log1p.clone();
+    let sp_neg = relu(z.neg()) + log1p;
+    let bce = (term.clone().mul_scalar(pos_weight) * sp_neg + (term.neg() + 1.0) * sp_pos).mean();
     let total = nll.clone().mul_scalar(e)
         + bce.clone().mul_scalar(e * termination_weight)
         + net.logvar_bound_penalty().mul_scalar(bound_weight);
@@ -144,6 +149,7 @@ fn score(
             y.expand([e, b, dt]),
             term.expand([e, b, 1]),
             train.termination_weight,
+            1.0,
             train.logvar_bound_weight,
         );
         let w = chunk.len() as f64;
@@ -218,6 +224,13 @@ pub(crate) fn train(
         })
         .collect();
 
+    let positives = train_rows
+        .iter()
+        .filter(|&&i| prepared.term[i] > 0.5)
+        .count();
+    let pos_weight = config.termination_pos_weight.unwrap_or_else(|| {
+        ((train_rows.len() - positives) as f32 / positives.max(1) as f32).clamp(1.0, 100.0)
+    });
     let mut adam = AdamConfig::new();
     if config.weight_decay > 0.0 {
         adam = adam.with_weight_decay(Some(WeightDecayConfig::new(config.weight_decay)));
@@ -249,6 +262,7 @@ pub(crate) fn train(
                 y,
                 term,
                 config.termination_weight,
+                pos_weight,
                 config.logvar_bound_weight,
             );
             let value = scalar(loss.total.clone())?;
