@@ -97,7 +97,16 @@ impl MpcConfig {
             config.max_real_steps = 5000;
             config.random_steps = 400;
             config.refit_every = 400;
-            config.planner = PlannerConfig::Cem(CemConfig { search, elites: 30 });
+            // Swing-up needs ~1 s of look-ahead; a smaller population keeps the 5,000
+            // planned steps affordable on two cores.
+            config.planner = PlannerConfig::Cem(CemConfig {
+                search: crate::planner::SearchConfig {
+                    horizon: 25,
+                    population: 200,
+                    ..search
+                },
+                elites: 20,
+            });
         }
         config
     }
