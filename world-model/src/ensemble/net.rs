@@ -2,7 +2,7 @@
 //! every layer of every member is one batched matrix product over a `[E, B, in]` input.
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::{relu, silu, softplus, tanh};
+use burn::tensor::activation::{relu, softplus, tanh};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -143,7 +143,9 @@ impl EnsembleNet {
             h = h.matmul(w.val()) + b.val();
             if i < last {
                 h = match self.activation {
-                    Activation::Silu => silu(h),
+                    // x / (1 + e^−x): the same function as burn's `silu`, composed of ops
+                    // that flex vectorizes; measured 2× faster than `silu` on the CPU.
+                    Activation::Silu => h.clone() / (h.neg().exp() + 1.0),
                     Activation::Relu => relu(h),
                     Activation::Tanh => tanh(h),
                 };
