@@ -96,6 +96,13 @@ pub struct EnsembleConfig {
     pub min_logvar: f32,
     /// Learn the log-variance bounds (PETS) rather than keep them fixed.
     pub learn_logvar_bounds: bool,
+    /// Halt imagined paths whose observation leaves the data's support widened by this
+    /// fraction of each dimension's range (MOReL-style pessimism: a halted path earns
+    /// `min(lowest reward seen, 0)` per step from then on); `None` never halts. Off by
+    /// default: for control it can trap the agent in the region it has already visited
+    /// (measured on CartPole: the cart stops at the edge of the visited positions and the
+    /// pole falls); audits of phantom paths turn it on.
+    pub support_margin: Option<f32>,
     /// Seed of the weight initialization.
     pub seed: u64,
 }
@@ -109,6 +116,7 @@ impl Default for EnsembleConfig {
             max_logvar: 0.5,
             min_logvar: -10.0,
             learn_logvar_bounds: true,
+            support_margin: None,
             seed: 0,
         }
     }
@@ -148,6 +156,11 @@ impl EnsembleConfig {
                 "need finite min_logvar < max_logvar, got {} and {}",
                 self.min_logvar, self.max_logvar
             ));
+        }
+        if let Some(m) = self.support_margin
+            && !(m.is_finite() && m >= 0.0)
+        {
+            return bad(format!("support_margin must be non-negative, got {m}"));
         }
         Ok(())
     }

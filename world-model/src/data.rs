@@ -98,7 +98,8 @@ impl Dataset {
             }
             check_finite(&format!("{what} of transition {index}"), o)?;
         }
-        if !reward.is_finite() {
+        // Finite in f32 too: the model computes in f32.
+        if !(reward as f32).is_finite() {
             return Err(WorldModelError::NonFinite {
                 what: format!("reward of transition {index}"),
                 index: 0,
@@ -297,6 +298,17 @@ mod tests {
             ),
             Err(WorldModelError::NonFinite { .. })
         ));
+        // Finite in f64 but not in f32.
+        assert!(
+            d.push(
+                &[0.0, 0.0],
+                ActionRef::Discrete(1),
+                1e300,
+                &[0.5, 1.0],
+                false
+            )
+            .is_err()
+        );
         assert!(
             d.push(&[0.0, 0.0], ActionRef::Discrete(2), 0.0, &[0.5, 1.0], false)
                 .is_err()

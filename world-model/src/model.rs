@@ -51,6 +51,9 @@ pub struct ModelState {
     pub continue_prob: Option<Tensor<1>>,
     /// Epistemic uncertainty of the step that led here, `[P]`, when asked for.
     pub uncertainty: Option<Tensor<1>>,
+    /// 1 where the state lies in the region the model knows from data, 0 where it does not
+    /// (the path is then halted), `[P]`; none if the family does not track its support.
+    pub in_support: Option<Tensor<1>>,
     /// Steps taken since encoding.
     pub step: usize,
 }
@@ -64,6 +67,8 @@ pub struct Decoded {
     pub reward: Option<Tensor<1>>,
     /// Continue probabilities of the step that led here, `[P]`.
     pub continue_prob: Option<Tensor<1>>,
+    /// Whether the state lies in the model's known region, `[P]` (see [`ModelState`]).
+    pub in_support: Option<Tensor<1>>,
 }
 
 /// One action per path for one step.
@@ -179,6 +184,11 @@ pub trait WorldModel: Send {
     fn members(&self) -> usize;
     /// Whether the model has been fitted to data at least once (or loaded trained).
     fn is_trained(&self) -> bool;
+    /// Reward per step of a halted path (one that left the known region), if the family
+    /// halts paths.
+    fn halt_reward(&self) -> Option<f32> {
+        None
+    }
 
     /// The states of observations `[P, obs_dim]`.
     fn encode(&self, obs: Tensor<2>) -> Result<ModelState>;

@@ -119,14 +119,103 @@ impl Normalizer {
     }
 }
 
-/// The normalizers of one model: inputs (observation, encoded action) and targets (change
-/// of observation, reward). Termination flags are not normalized.
+/// The region of observation space the model has seen data in, and the lowest reward seen:
+/// imagined paths that leave the region (widened by a margin) are halted, as in MOReL's
+/// pessimistic MDP, because the model's predictions there are extrapolation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Support {
+    /// Per-dimension smallest observation seen (observations and next observations).
+    pub obs_low: Vec<f32>,
+    /// Per-dimension largest observation seen.
+    pub obs_high: Vec<f32>,
+    /// Smallest reward seen.
+    pub reward_min: f32,
+}
+
+impl Support {
+    /// The support of a dataset, `None` if it is empty.
+    pub fn of(data: &Dataset) -> Option<Self> {
+        if data.is_empty() {
+            return None;
+        }
+        let d = data.obs_dim();
+        let mut s = Support {
+            obs_low: vec![f32::INFINITY; d],
+            obs_high: vec![f32::NEG_INFINITY; d],
+            reward_min: f32::INFINITY,
+        };
+        for i in 0..data.len() {
+            for o in [data.obs(i), data.next_obs(i)] {
+                for (j, v) in o.iter().enumerate() {
+                    s.obs_low[j] = s.obs_low[j].min(*v);
+                    s.obs_high[j] = s.obs_high[j].max(*v);
+                }
+            }
+            s.reward_min = s.reward_min.min(data.reward(i));
+        }
+        Some(s)
+    }
+
+    /// The smallest support containing both.
+    pub fn union(&self, other: &Support) -> Support {
+        Support {
+            obs_low: self
+                .obs_low
+                .iter()
+                .zip(&other.obs_low)
+                .map(|(a, b)| a.min(*b))
+                .collect(),
+            obs_high: self
+                .obs_high
+                .iter()
+                .zip(&other.obs_high)
+                .map(|(a, b)| a.max(*b))
+                .collect(),
+            reward_min: self.reward_min.min(other.reward_min),
+        }
+    }
+
+    /// Bounds widened by `margin` times each dimension's range, as `[1, obs_dim]` tensors.
+    pub fn bounds(&self, margin: f32, device: &Device) -> (Tensor<2>, Tensor<2>) {
+        let d = self.obs_low.len();
+        let (mut lo, mut hi) = (vec![], vec![]);
+        for (l, h) in self.obs_low.iter().zip(&self.obs_high) {
+            let pad = margin * (h - l);
+            lo.push(l - pad);
+            hi.push(h + pad);
+        }
+        (
+            Tensor::from_data(TensorData::new(lo, [1, d]), device),
+            Tensor::from_data(TensorData::new(hi, [1, d]), device),
+        )
+    }
+
+    fn check(&self, obs_dim: usize) -> Result<()> {
+        if self.obs_low.len() != obs_dim || self.obs_high.len() != obs_dim {
+            return Err(WorldModelError::shape(
+                "support",
+                format!("{obs_dim} bounds"),
+                format!("{} and {}", self.obs_low.len(), self.obs_high.len()),
+            ));
+        }
+        crate::error::check_finite("support low", &self.obs_low)?;
+        crate::error::check_finite("support high", &self.obs_high)?;
+        crate::error::check_finite("support reward", &[self.reward_min])
+    }
+}
+
+/// The data statistics of one model: normalizers of inputs (observation, encoded action)
+/// and targets (change of observation, reward), and the support of the data. Termination
+/// flags are not normalized.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Normalizers {
     /// Of `[obs, action]`.
     pub input: Normalizer,
     /// Of `[next_obs − obs, reward]`.
     pub target: Normalizer,
+    /// Where the data lies (none before the first fit).
+    #[serde(default)]
+    pub support: Option<Support>,
 }
 
 impl Normalizers {
@@ -135,6 +224,7 @@ impl Normalizers {
         Normalizers {
             input: Normalizer::identity(obs_dim + action_dim),
             target: Normalizer::identity(obs_dim + 1),
+            support: None,
         }
     }
 
@@ -153,6 +243,7 @@ impl Normalizers {
         Ok(Normalizers {
             input: Normalizer::fit(&x, data.obs_dim() + data.action_dim())?,
             target: Normalizer::fit(&y, data.obs_dim() + 1)?,
+            support: Support::of(data),
         })
     }
 
@@ -170,7 +261,11 @@ impl Normalizers {
             ));
         }
         self.input.check("input normalizer")?;
-        self.target.check("target normalizer")
+        self.target.check("target normalizer")?;
+        match &self.support {
+            Some(s) => s.check(obs_dim),
+            None => Ok(()),
+        }
     }
 }
 

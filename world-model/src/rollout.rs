@@ -10,6 +10,14 @@
 //! probability that the path is still alive before step `t` and `c` the predicted continue
 //! probability: a path stops accumulating reward as the model predicts its termination.
 //!
+//! Halting (MOReL's pessimistic MDP): a family that tracks the region it knows from data
+//! ([`crate::ModelState::in_support`]) halts a path whose state leaves it; from the next
+//! step on, the halted mass earns [`WorldModel::halt_reward`] per step instead of the
+//! model's (extrapolated) rewards, so planners do not exploit the model where it has no
+//! data. With `k_t` the in-support indicator:
+//! `G = Σ_t γ^t (m_t · r_t + h_t · r_halt)`, `m_{t+1} = m_t · c_t · k_t`,
+//! `h_{t+1} = h_t + m_t · c_t · (1 − k_t)`.
+//!
 //! Epistemic uncertainty (optional, [`RolloutOptions::uncertainty`]): at every step each
 //! path's state-action pair is also passed through *all* members, and the uncertainty is
 //! `u = sqrt(mean_d var_e μ_{e,d})`, the standard deviation across members of their
@@ -133,6 +141,9 @@ pub struct Trajectory {
     pub continue_probs: Option<Tensor<2>>,
     /// Epistemic uncertainty of each step, `[P, H]`, if asked for.
     pub uncertainty: Option<Tensor<2>>,
+    /// Probability that the path is still in the model's known region (not halted) after
+    /// each step, `[P, H]`, if recorded and the family tracks its support.
+    pub in_support: Option<Tensor<2>>,
     /// The member each path followed.
     pub members: Vec<usize>,
     /// Steps per path.
@@ -156,6 +167,8 @@ pub struct HostTrajectory {
     pub continue_probs: Vec<f32>,
     /// `[P, H]`, empty if not computed.
     pub uncertainty: Vec<f32>,
+    /// `[P, H]`, empty if not recorded or not tracked.
+    pub in_support: Vec<f32>,
     /// The member each path followed.
     pub members: Vec<usize>,
 }
@@ -178,6 +191,7 @@ impl Trajectory {
             rewards: opt2(&self.rewards)?.unwrap_or_default(),
             continue_probs: opt2(&self.continue_probs)?.unwrap_or_default(),
             uncertainty: opt2(&self.uncertainty)?.unwrap_or_default(),
+            in_support: opt2(&self.in_support)?.unwrap_or_default(),
             members: self.members.clone(),
         })
     }
@@ -202,6 +216,10 @@ pub fn start_states(values: &[f32], obs_dim: usize, device: &Device) -> Result<T
 
 /// The generic rollout behind [`WorldModel::rollout`]: any family that implements
 /// `encode`, `transition` and `decode` gets batched phantom paths from it.
+///
+/// Shapes are checked; the values of tensors already on the device are not (that would
+/// cost a device sync per call): build start states from host data with [`start_states`],
+/// which refuses NaNs and infinities.
 pub fn rollout<M: WorldModel + ?Sized>(
     model: &M,
     start: Tensor<2>,
@@ -244,10 +262,13 @@ pub fn rollout<M: WorldModel + ?Sized>(
     };
     let mut state = model.encode(start)?;
     let mut returns = Tensor::<1>::zeros([paths], &device);
+    // Mass of each path still alive in the known region, and mass halted.
     let mut alive = Tensor::<1>::ones([paths], &device);
+    let mut halted: Option<Tensor<1>> = None;
+    let halt_reward = model.halt_reward().unwrap_or(0.0);
     let mut discount = 1.0f32;
-    let (mut obs_steps, mut reward_steps, mut cont_steps, mut unc_steps) =
-        (vec![], vec![], vec![], vec![]);
+    let (mut obs_steps, mut reward_steps, mut cont_steps, mut unc_steps, mut support_steps) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for t in 0..horizon {
         let action = match &mut driver {
             Driver::Actions(seq) => seq.step(t),
@@ -262,8 +283,22 @@ pub fn rollout<M: WorldModel + ?Sized>(
             .reward
             .unwrap_or_else(|| Tensor::zeros([paths], &device));
         returns = returns + alive.clone().mul(reward.clone()).mul_scalar(discount);
+        if let Some(h) = &halted {
+            returns = returns + h.clone().mul_scalar(halt_reward * discount);
+        }
         if let Some(c) = &decoded.continue_prob {
             alive = alive * c.clone();
+        }
+        if let Some(k) = &decoded.in_support {
+            let leaving = alive.clone() * (k.clone().neg() + 1.0);
+            halted = Some(match halted {
+                Some(h) => h + leaving,
+                None => leaving,
+            });
+            alive = alive * k.clone();
+            if let (true, Some(h)) = (options.record, &halted) {
+                support_steps.push(h.clone().neg() + 1.0);
+            }
         }
         discount *= options.discount;
         if options.record {
@@ -287,6 +322,7 @@ pub fn rollout<M: WorldModel + ?Sized>(
         rewards: stack2(reward_steps),
         continue_probs: stack2(cont_steps),
         uncertainty: stack2(unc_steps),
+        in_support: stack2(support_steps),
         members: (0..paths).map(|p| p % members).collect(),
         horizon,
     })

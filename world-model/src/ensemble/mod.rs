@@ -18,7 +18,7 @@ use crate::error::{Result, WorldModelError};
 use crate::model::{
     ActionBatch, Decoded, LossReport, ModelState, Noise, StepOptions, TrainReport, WorldModel,
 };
-use crate::normalize::Normalizers;
+use crate::normalize::{Normalizers, Support};
 use crate::rollout::step_noise;
 use crate::train;
 
@@ -33,10 +33,12 @@ struct DeviceNorm {
     delta_std: Tensor<2>,
     reward_mean: f32,
     reward_std: f32,
+    /// Widened support bounds `[1, obs_dim]`, when paths are halted outside them.
+    support: Option<(Tensor<2>, Tensor<2>)>,
 }
 
 impl DeviceNorm {
-    fn new(norm: &Normalizers, obs_dim: usize, device: &Device) -> Self {
+    fn new(norm: &Normalizers, obs_dim: usize, margin: Option<f32>, device: &Device) -> Self {
         let (in_mean, in_inv_std) = norm.input.tensors(device);
         let (t_mean, t_std) = norm.target.tensors_std(device);
         DeviceNorm {
@@ -46,6 +48,10 @@ impl DeviceNorm {
             delta_std: t_std.narrow(1, 0, obs_dim),
             reward_mean: norm.target.mean[obs_dim],
             reward_std: norm.target.std[obs_dim],
+            support: match (&norm.support, margin) {
+                (Some(s), Some(m)) => Some(s.bounds(m, device)),
+                _ => None,
+            },
         }
     }
 }
@@ -88,7 +94,7 @@ impl Ensemble {
         Ok(Ensemble {
             net: train_net.valid(),
             train_net,
-            device_norm: DeviceNorm::new(&norm, obs_dim, &device),
+            device_norm: DeviceNorm::new(&norm, obs_dim, config.support_margin, &device),
             norm,
             codec: probe.codec().clone(),
             config,
@@ -145,7 +151,12 @@ impl Ensemble {
     }
 
     fn set_normalizers(&mut self, norm: Normalizers) {
-        self.device_norm = DeviceNorm::new(&norm, self.obs_dim(), &self.device);
+        self.device_norm = DeviceNorm::new(
+            &norm,
+            self.obs_dim(),
+            self.config.support_margin,
+            &self.device,
+        );
         self.norm = norm;
     }
 
@@ -270,6 +281,7 @@ impl WorldModel for Ensemble {
             reward: None,
             continue_prob: None,
             uncertainty: None,
+            in_support: None,
             step: 0,
         })
     }
@@ -324,11 +336,18 @@ impl WorldModel for Ensemble {
             .reshape([p])
             .mul_scalar(n.reward_std)
             .add_scalar(n.reward_mean);
+        let latent = state.latent.clone() + delta;
+        let in_support = n.support.as_ref().map(|(lo, hi)| {
+            let above = latent.clone().greater_equal(lo.clone().expand([p, d]));
+            let below = latent.clone().lower_equal(hi.clone().expand([p, d]));
+            (above.float() * below.float()).min_dim(1).reshape([p])
+        });
         Ok(ModelState {
-            latent: state.latent.clone() + delta,
+            latent,
             reward: Some(reward),
             continue_prob: Some(sigmoid(term.neg())),
             uncertainty,
+            in_support,
             step: state.step + 1,
         })
     }
@@ -338,7 +357,12 @@ impl WorldModel for Ensemble {
             obs: state.latent.clone(),
             reward: state.reward.clone(),
             continue_prob: state.continue_prob.clone(),
+            in_support: state.in_support.clone(),
         })
+    }
+
+    fn halt_reward(&self) -> Option<f32> {
+        self.norm.support.as_ref().map(|s| s.reward_min.min(0.0))
     }
 
     fn loss(&self, data: &Dataset) -> Result<LossReport> {
@@ -357,9 +381,18 @@ impl WorldModel for Ensemble {
             NormalizerUpdate::Refit => true,
             NormalizerUpdate::Keep => false,
         };
-        if refit {
-            self.set_normalizers(Normalizers::fit(data)?);
-        }
+        // The support only grows: it is the region of all data the model was fitted to.
+        let support = match (&self.norm.support, Support::of(data)) {
+            (Some(old), Some(new)) if self.trained => Some(old.union(&new)),
+            (_, new) => new,
+        };
+        let mut norm = if refit {
+            Normalizers::fit(data)?
+        } else {
+            self.norm.clone()
+        };
+        norm.support = support;
+        self.set_normalizers(norm);
         let (net, report) = train::train(
             self.train_net.clone(),
             &self.norm,

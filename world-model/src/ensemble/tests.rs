@@ -45,6 +45,7 @@ pub(crate) fn small_config() -> EnsembleConfig {
     EnsembleConfig {
         members: 3,
         hidden: vec![32, 32],
+        support_margin: Some(0.1),
         ..EnsembleConfig::default()
     }
 }
@@ -374,4 +375,64 @@ fn unknown_families_are_typed_errors() {
     let config = WorldModelConfig::from_json(r#"{"family":"ensemble","members":2}"#).unwrap();
     let model = crate::registry::build(&config, &toy_spec(), &Device::flex()).unwrap();
     assert_eq!(model.members(), 2);
+}
+
+#[test]
+fn paths_leaving_the_data_are_halted_with_the_halt_reward() {
+    let model = trained_toy();
+    let device = Device::flex();
+    // Going left from −0.9: the data's observations lie in about [−1.1, 1.1], widened by
+    // 10% of the range to about ±1.32, so the path leaves the known region at step 5.
+    let start = start_states(&[-0.9, 0.0], 2, &device).unwrap();
+    let horizon = 8;
+    let left = ActionSequences::Discrete(Tensor::<2, Int>::zeros([1, horizon], &device));
+    let t = model
+        .rollout(
+            start,
+            Driver::Actions(&left),
+            horizon,
+            &RolloutOptions::default(),
+        )
+        .unwrap()
+        .to_host()
+        .unwrap();
+    assert_eq!(t.in_support.len(), horizon);
+    assert_eq!(t.in_support[0], 1.0);
+    assert_eq!(t.in_support[horizon - 1], 0.0);
+    let k = t.in_support.iter().position(|v| *v == 0.0).unwrap();
+    assert!((3..=6).contains(&k), "{:?} {:?}", t.in_support, t.obs);
+    let halt = model.halt_reward().unwrap();
+    assert!(halt < -1.5, "lowest reward of the data, {halt}");
+    // No termination on the left: the return is the model's rewards up to the step that
+    // left, then the halt reward.
+    let expected: f32 = t.rewards[..=k].iter().sum::<f32>() + (horizon - 1 - k) as f32 * halt;
+    assert!(
+        (t.returns[0] - expected).abs() < 0.1,
+        "{} vs {expected}",
+        t.returns[0]
+    );
+
+    // Without a margin nothing is halted.
+    let mut free = Ensemble::new(
+        EnsembleConfig {
+            support_margin: None,
+            ..small_config()
+        },
+        toy_spec(),
+        Device::flex(),
+    )
+    .unwrap();
+    free.fit(&toy_data(200, 1), &fast_train()).unwrap();
+    let start = start_states(&[-0.9, 0.0], 2, &device).unwrap();
+    let t = free
+        .rollout(
+            start,
+            Driver::Actions(&left),
+            horizon,
+            &RolloutOptions::default(),
+        )
+        .unwrap()
+        .to_host()
+        .unwrap();
+    assert!(t.in_support.is_empty());
 }

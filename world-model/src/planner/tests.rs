@@ -66,6 +66,7 @@ impl WorldModel for Track {
             reward: None,
             continue_prob: None,
             uncertainty: None,
+            in_support: None,
             step: 0,
         })
     }
@@ -94,6 +95,7 @@ impl WorldModel for Track {
             reward: Some(reward),
             continue_prob: None,
             uncertainty: None,
+            in_support: None,
             step: state.step + 1,
         })
     }
@@ -102,6 +104,7 @@ impl WorldModel for Track {
             obs: state.latent.clone(),
             reward: state.reward.clone(),
             continue_prob: state.continue_prob.clone(),
+            in_support: None,
         })
     }
     fn loss(&self, _data: &Dataset) -> Result<LossReport> {
