@@ -48,6 +48,9 @@ struct Args {
     /// Model paths per candidate.
     #[arg(long)]
     particles: Option<usize>,
+    /// Uncertainty penalty λ of the planner's scores (r − λ·u; 0 = off).
+    #[arg(long)]
+    uncertainty_penalty: Option<f32>,
     /// MPPI temperature (relative to the spread of returns).
     #[arg(long)]
     temperature: Option<f32>,
@@ -57,6 +60,10 @@ struct Args {
     /// Hidden widths, comma-separated.
     #[arg(long, value_delimiter = ',')]
     hidden: Option<Vec<usize>>,
+    /// Halt imagined paths beyond the data's support widened by this fraction of its
+    /// range (negative: never halt).
+    #[arg(long)]
+    support_margin: Option<f32>,
     /// Most epochs per fit.
     #[arg(long)]
     epochs: Option<usize>,
@@ -92,6 +99,9 @@ fn main() -> Result<()> {
     if let Some(v) = &args.hidden {
         config.ensemble.hidden = v.clone();
     }
+    if let Some(v) = args.support_margin {
+        config.ensemble.support_margin = (v >= 0.0).then_some(v);
+    }
     if let Some(v) = args.epochs {
         config.train.max_epochs = v;
     }
@@ -111,6 +121,9 @@ fn main() -> Result<()> {
     }
     if let Some(v) = args.particles {
         search.particles = v;
+    }
+    if let Some(v) = args.uncertainty_penalty {
+        search.uncertainty_penalty = v;
     }
     config.planner = match args.planner.as_str() {
         "cem" => PlannerConfig::Cem(CemConfig {

@@ -78,7 +78,13 @@ impl MpcConfig {
             random_steps: 200,
             max_real_steps: 2000,
             refit_every: 250,
-            ensemble: EnsembleConfig::default(),
+            // Halting far outside the visited region (one range beyond it on each side)
+            // keeps the planner from exploiting extrapolation (on CartPole: running the
+            // cart off the track, whose end the data has barely seen) without trapping it.
+            ensemble: EnsembleConfig {
+                support_margin: Some(1.0),
+                ..EnsembleConfig::default()
+            },
             train: TrainConfig {
                 max_epochs: 60,
                 batch_size: 32,

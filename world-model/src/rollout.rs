@@ -24,6 +24,13 @@
 //! predicted means (normalized Δobs and reward), averaged over dimensions. It is a by-product
 //! of one `[E, P, in]` batched forward pass (no pairwise loop), but that pass costs `E`
 //! times the TS∞ pass, so planners leave it off and audits turn it on.
+//!
+//! Uncertainty penalty (MOPO's pessimism, [`RolloutOptions::uncertainty_penalty`]): with
+//! `λ > 0` the returns count `max(r_t − λ·u_t, r_halt)` instead of `r_t`, so a planner
+//! prefers paths where the members agree, i.e. where the model has data, and the penalty
+//! grows smoothly as a path leaves the data (unlike halting, which is a cliff). The floor
+//! (the halt reward, at most 0) keeps the penalty from making an early termination
+//! attractive in tasks that reward survival. It implies `uncertainty`.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -42,6 +49,8 @@ pub struct RolloutOptions {
     pub record: bool,
     /// Discount `γ` of the returns.
     pub discount: f32,
+    /// `λ ≥ 0`: the returns count `r − λ·u` (MOPO); `λ > 0` computes the uncertainty.
+    pub uncertainty_penalty: f32,
 }
 
 impl Default for RolloutOptions {
@@ -51,6 +60,7 @@ impl Default for RolloutOptions {
             uncertainty: false,
             record: true,
             discount: 1.0,
+            uncertainty_penalty: 0.0,
         }
     }
 }
@@ -255,10 +265,16 @@ pub fn rollout<M: WorldModel + ?Sized>(
             ));
         }
     }
+    let penalty = options.uncertainty_penalty;
+    if !(penalty.is_finite() && penalty >= 0.0) {
+        return Err(WorldModelError::Config(format!(
+            "uncertainty_penalty must be finite and ≥ 0, got {penalty}"
+        )));
+    }
     let device = start.device();
     let step_options = StepOptions {
         noise: options.noise,
-        uncertainty: options.uncertainty,
+        uncertainty: options.uncertainty || penalty > 0.0,
     };
     let mut state = model.encode(start)?;
     let mut returns = Tensor::<1>::zeros([paths], &device);
@@ -282,7 +298,15 @@ pub fn rollout<M: WorldModel + ?Sized>(
         let reward = decoded
             .reward
             .unwrap_or_else(|| Tensor::zeros([paths], &device));
-        returns = returns + alive.clone().mul(reward.clone()).mul_scalar(discount);
+        let earned = match (&state.uncertainty, penalty > 0.0) {
+            // Floored at the halt reward: an uncertain step is never worse than the
+            // unknown state, so the penalty cannot make termination attractive.
+            (Some(u), true) => {
+                (reward.clone() - u.clone().mul_scalar(penalty)).clamp_min(halt_reward.min(0.0))
+            }
+            _ => reward.clone(),
+        };
+        returns = returns + alive.clone().mul(earned).mul_scalar(discount);
         if let Some(h) = &halted {
             returns = returns + h.clone().mul_scalar(halt_reward * discount);
         }

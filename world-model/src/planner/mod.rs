@@ -88,6 +88,10 @@ pub struct SearchConfig {
     pub discount: f32,
     /// Mean or sampled model predictions.
     pub noise: Noise,
+    /// `λ` of the uncertainty penalty of the scores (`r − λ·u`, MOPO; see
+    /// [`crate::rollout`]): keeps plans where the model has data; `0` turns it off (it
+    /// costs one forward pass through every member per path and step).
+    pub uncertainty_penalty: f32,
     /// Seed of the candidate sampling.
     pub seed: u64,
 }
@@ -105,6 +109,7 @@ impl Default for SearchConfig {
             warm_uniform_mix: 0.1,
             discount: 1.0,
             noise: Noise::Mean,
+            uncertainty_penalty: 0.0,
             seed: 0,
         }
     }
@@ -129,6 +134,12 @@ impl SearchConfig {
         }
         if !(0.0..=1.0).contains(&self.warm_uniform_mix) {
             return bad("warm_uniform_mix must be in [0, 1]".into());
+        }
+        if !(self.uncertainty_penalty.is_finite() && self.uncertainty_penalty >= 0.0) {
+            return bad(format!(
+                "uncertainty_penalty must be finite and ≥ 0, got {}",
+                self.uncertainty_penalty
+            ));
         }
         if !(0.0..=1.0).contains(&self.discount) {
             return bad(format!("discount must be in [0, 1], got {}", self.discount));
@@ -346,6 +357,7 @@ impl Search {
             uncertainty: false,
             record: false,
             discount: self.config.discount,
+            uncertainty_penalty: self.config.uncertainty_penalty,
         };
         let returns = model
             .rollout(start, Driver::Actions(&actions), h, &options)?
