@@ -11,6 +11,8 @@
 //! - [`planner`]: CEM and MPPI over action sequences, batched across start states.
 //! - [`checkpoint`]: save / load a model directory.
 //! - [`mpc`]: model-predictive control in the real environments (plasma-envs).
+//! - [`policy`]: small edge policies (burn MLPs laid out as the packet runtime computes
+//!   them): supervised fitting, LoRA adapters, export to f32 networks and signed packets.
 //!
 //! Compute runs on burn's `flex` CPU backend by default, or on `wgpu` with the crate's
 //! `wgpu` feature; the device is chosen at run time ([`device::parse_device`]).
@@ -26,6 +28,7 @@ pub mod model;
 pub mod mpc;
 pub mod normalize;
 pub mod planner;
+pub mod policy;
 pub mod registry;
 pub mod rollout;
 mod train;
@@ -40,6 +43,9 @@ pub use model::{
     ActionBatch, Decoded, LossReport, ModelState, Noise, StepOptions, TrainReport, WorldModel,
 };
 pub use planner::{Cem, CemConfig, Mppi, MppiConfig, Plan, Planner, PlannerPolicy, SearchConfig};
+pub use policy::{
+    BuiltPacket, FitConfig, FitReport, Labels, LoraConfig, LoraSpec, PolicyConfig, PolicyModel,
+};
 pub use registry::Registry;
 pub use rollout::{ActionSequences, Driver, HostTrajectory, Policy, RolloutOptions, Trajectory};
 
