@@ -11,6 +11,7 @@
 //! - [`planner`]: CEM and MPPI over action sequences, batched across start states.
 //! - [`checkpoint`]: save / load a model directory.
 //! - [`mpc`]: model-predictive control in the real environments (plasma-envs).
+//! - [`audit`]: the Judicial Auditor — calibrated checks of phantom paths and packets.
 //! - [`policy`]: small edge policies (burn MLPs laid out as the packet runtime computes
 //!   them): supervised fitting, LoRA adapters, export to f32 networks and signed packets.
 //!
@@ -18,6 +19,7 @@
 //! `wgpu` feature; the device is chosen at run time ([`device::parse_device`]).
 
 pub mod action;
+pub mod audit;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
