@@ -54,6 +54,40 @@ impl Action<'_> {
     }
 }
 
+/// The discrete action of a row of logits: the first maximum (NaN never wins). Trainers
+/// use it so that their accuracy counts the packet runtime's choice.
+#[inline]
+pub fn argmax_first(outputs: &[f32]) -> u32 {
+    let mut best = 0usize;
+    let mut best_v = f32::NEG_INFINITY;
+    for (i, &v) in outputs.iter().enumerate() {
+        if v > best_v {
+            best = i;
+            best_v = v;
+        }
+    }
+    best as u32
+}
+
+/// Maps one raw output into `[l, h]` (NaN maps to `l`), as the runtime acts.
+#[inline]
+pub fn map_continuous(mapping: ContinuousMapping, y: f32, l: f32, h: f32) -> f32 {
+    match mapping {
+        ContinuousMapping::Clamp => {
+            if y.is_nan() {
+                l
+            } else {
+                y.clamp(l, h)
+            }
+        }
+        ContinuousMapping::TanhScaled => {
+            let t = if y.is_nan() { -1.0 } else { y.tanh() };
+            // Written so that wide finite bounds cannot overflow to ∞ − ∞.
+            (0.5 * (1.0 - t) * l + 0.5 * (1.0 + t) * h).clamp(l, h)
+        }
+    }
+}
+
 /// Maps raw network outputs to an action: argmax for discrete spaces (first maximum;
 /// NaN never wins), clamp or tanh-scaling into the box for continuous ones.
 pub(crate) fn map_action<'a>(
@@ -62,33 +96,10 @@ pub(crate) fn map_action<'a>(
     buf: &'a mut [f32],
 ) -> Action<'a> {
     match space {
-        ActionSpace::Discrete { .. } => {
-            let mut best = 0usize;
-            let mut best_v = f32::NEG_INFINITY;
-            for (i, &v) in outputs.iter().enumerate() {
-                if v > best_v {
-                    best = i;
-                    best_v = v;
-                }
-            }
-            Action::Discrete(best as u32)
-        }
+        ActionSpace::Discrete { .. } => Action::Discrete(argmax_first(outputs)),
         ActionSpace::Continuous { low, high, mapping } => {
             for (((o, &y), &l), &h) in buf.iter_mut().zip(outputs).zip(low).zip(high) {
-                *o = match mapping {
-                    ContinuousMapping::Clamp => {
-                        if y.is_nan() {
-                            l
-                        } else {
-                            y.clamp(l, h)
-                        }
-                    }
-                    ContinuousMapping::TanhScaled => {
-                        let t = if y.is_nan() { -1.0 } else { y.tanh() };
-                        // Written so that wide finite bounds cannot overflow to ∞ − ∞.
-                        (0.5 * (1.0 - t) * l + 0.5 * (1.0 + t) * h).clamp(l, h)
-                    }
-                };
+                *o = map_continuous(*mapping, y, l, h);
             }
             Action::Continuous(&buf[..outputs.len()])
         }

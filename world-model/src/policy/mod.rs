@@ -42,6 +42,7 @@ use burn::tensor::activation::tanh;
 use burn::tensor::{Device, Tensor, TensorData};
 use plasma_packets::limits::{MAX_DIM, MAX_LAYERS, MAX_TOTAL_WEIGHTS};
 use plasma_packets::model::{ActionSpace, Activation, ContinuousMapping, ObsNorm};
+use plasma_packets::runtime::{self as packet_runtime, argmax_first};
 use plasma_protocol::{Action, Space};
 use serde::{Deserialize, Serialize};
 
@@ -454,7 +455,7 @@ impl PolicyModel {
         Ok(match &self.action_space {
             ActionSpace::Discrete { .. } => raw
                 .chunks_exact(n)
-                .map(|row| Action::Discrete(argmax(row)))
+                .map(|row| Action::Discrete(argmax_first(row)))
                 .collect(),
             ActionSpace::Continuous { low, high, mapping } => raw
                 .chunks_exact(n)
@@ -462,42 +463,12 @@ impl PolicyModel {
                     Action::Continuous(
                         row.iter()
                             .zip(low.iter().zip(high))
-                            .map(|(&y, (&l, &h))| map_value(*mapping, y, l, h))
+                            .map(|(&y, (&l, &h))| packet_runtime::map_continuous(*mapping, y, l, h))
                             .collect(),
                     )
                 })
                 .collect(),
         })
-    }
-}
-
-/// The action of one observation for a discrete space: the first maximum (NaN never wins).
-fn argmax(row: &[f32]) -> u32 {
-    let mut best = 0usize;
-    let mut best_v = f32::NEG_INFINITY;
-    for (i, &v) in row.iter().enumerate() {
-        if v > best_v {
-            best = i;
-            best_v = v;
-        }
-    }
-    best as u32
-}
-
-/// The packet runtime's mapping of one raw output into `[l, h]`.
-fn map_value(mapping: ContinuousMapping, y: f32, l: f32, h: f32) -> f32 {
-    match mapping {
-        ContinuousMapping::Clamp => {
-            if y.is_nan() {
-                l
-            } else {
-                y.clamp(l, h)
-            }
-        }
-        ContinuousMapping::TanhScaled => {
-            let t = if y.is_nan() { -1.0 } else { y.tanh() };
-            (0.5 * (1.0 - t) * l + 0.5 * (1.0 + t) * h).clamp(l, h)
-        }
     }
 }
 

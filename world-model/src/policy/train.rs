@@ -227,7 +227,7 @@ fn score(
             correct += logits
                 .chunks_exact(prepared.out_dim)
                 .zip(&indices[rows[0]..rows[0] + rows.len()])
-                .filter(|(row, label)| super::argmax(row) == **label)
+                .filter(|(row, label)| plasma_packets::runtime::argmax_first(row) == **label)
                 .count();
         }
         if let (Some(a), Objective::Box(target)) = (mapped, objective) {
