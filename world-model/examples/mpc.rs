@@ -64,6 +64,10 @@ struct Args {
     /// range (negative: never halt).
     #[arg(long)]
     support_margin: Option<f32>,
+    /// Clamp the model's observation inputs to the data's support widened by this
+    /// fraction of its range (negative: no clamp).
+    #[arg(long)]
+    input_clamp: Option<f32>,
     /// Most epochs per fit.
     #[arg(long)]
     epochs: Option<usize>,
@@ -101,6 +105,9 @@ fn main() -> Result<()> {
     }
     if let Some(v) = args.support_margin {
         config.ensemble.support_margin = (v >= 0.0).then_some(v);
+    }
+    if let Some(v) = args.input_clamp {
+        config.ensemble.input_clamp = (v >= 0.0).then_some(v);
     }
     if let Some(v) = args.epochs {
         config.train.max_epochs = v;

@@ -103,6 +103,12 @@ pub struct EnsembleConfig {
     /// (measured on CartPole: the cart stops at the edge of the visited positions and the
     /// pole falls); audits of phantom paths turn it on.
     pub support_margin: Option<f32>,
+    /// Clamp the observation part of the model's input to the data's support widened by
+    /// this fraction of each dimension's range, so that beyond its data the model
+    /// extrapolates as a constant instead of along its last units' slopes. Dynamics that do
+    /// not depend on a coordinate (CartPole's cart position) then stay right far from the
+    /// visited region; `None` feeds observations as they are.
+    pub input_clamp: Option<f32>,
     /// Seed of the weight initialization.
     pub seed: u64,
 }
@@ -117,6 +123,7 @@ impl Default for EnsembleConfig {
             min_logvar: -10.0,
             learn_logvar_bounds: true,
             support_margin: None,
+            input_clamp: None,
             seed: 0,
         }
     }
@@ -161,6 +168,11 @@ impl EnsembleConfig {
             && !(m.is_finite() && m >= 0.0)
         {
             return bad(format!("support_margin must be non-negative, got {m}"));
+        }
+        if let Some(m) = self.input_clamp
+            && !(m.is_finite() && m >= 0.0)
+        {
+            return bad(format!("input_clamp must be non-negative, got {m}"));
         }
         Ok(())
     }

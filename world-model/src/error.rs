@@ -99,6 +99,9 @@ pub enum WorldModelError {
     /// The compute backend failed (e.g. reading a tensor back from a GPU).
     #[error("backend: {0}")]
     Backend(String),
+    /// Long work stopped because its caller asked it to (a cancelled job).
+    #[error("cancelled")]
+    Cancelled,
     /// An environment refused a step (model-predictive control in a real environment).
     #[error("environment: {0}")]
     Env(#[from] plasma_envs::EnvError),

@@ -24,6 +24,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod distill;
 pub mod ensemble;
 pub mod error;
 pub mod model;
@@ -39,6 +40,7 @@ pub use action::ActionCodec;
 pub use config::{EnsembleConfig, NormalizerUpdate, TrainConfig, WorldModelConfig};
 pub use data::Dataset;
 pub use device::parse_device;
+pub use distill::{DistillConfig, DistillProgress, DistillReport, distill};
 pub use ensemble::Ensemble;
 pub use error::{Result, WorldModelError};
 pub use model::{

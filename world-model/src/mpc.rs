@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use plasma_envs::{Env, make};
+use plasma_envs::{Env, Physics, make_with};
 use plasma_protocol::{Action, Space};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -63,9 +63,18 @@ pub struct MpcConfig {
     pub eval_episodes: usize,
     /// Device name (`"cpu"`, `"wgpu"`).
     pub device: String,
+    /// Physics parameters overridden in the environment (names as in plasma-envs' config
+    /// structs, e.g. `("length", 1.0)` for CartPole), for changed-system experiments.
+    #[serde(default)]
+    pub physics: Vec<(String, f64)>,
 }
 
 impl MpcConfig {
+    /// The environment's physics overrides.
+    pub fn physics(&self) -> Physics {
+        self.physics.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
     /// PETS-style settings for an environment, sized for a 2-core CPU.
     pub fn for_env(env: &str) -> Self {
         let search = crate::planner::SearchConfig {
@@ -98,6 +107,7 @@ impl MpcConfig {
             }),
             eval_episodes: 10,
             device: "cpu".into(),
+            physics: Vec::new(),
         };
         if env.starts_with("Pendulum") {
             config.max_real_steps = 5000;
@@ -186,11 +196,55 @@ fn random_action(space: &Space, rng: &mut SmallRng) -> Action {
     }
 }
 
+/// What learning produced: the agent (its model fitted to all the data), the real data,
+/// and the report so far (no evaluation yet).
+pub struct Learned {
+    /// The planning agent.
+    pub agent: MpcAgent,
+    /// Every real transition collected.
+    pub data: Dataset,
+    /// Learning figures.
+    pub report: MpcReport,
+}
+
 /// Runs learning and evaluation; `log` receives one line per event (fits, episodes).
 pub fn run(config: &MpcConfig, log: &mut dyn FnMut(&str)) -> Result<MpcReport> {
-    if config.max_real_steps < config.random_steps || config.random_steps == 0 {
+    let Learned {
+        mut agent,
+        mut report,
+        ..
+    } = learn(config, None, log)?;
+    let started = Instant::now();
+    report.eval_returns = evaluate(
+        &mut agent,
+        &config.env,
+        &config.physics(),
+        config.seed,
+        config.eval_episodes,
+        log,
+    )?;
+    report.eval_mean = if report.eval_returns.is_empty() {
+        f64::NAN
+    } else {
+        report.eval_returns.iter().sum::<f64>() / report.eval_returns.len() as f64
+    };
+    report.eval_seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The learning phase of [`run`]: random transitions, then planning with periodic refits,
+/// until `max_real_steps`. With `model`, learning starts from that (trained) model —
+/// adaptation to a changed system — and skips the random phase's first fit from scratch.
+pub fn learn(
+    config: &MpcConfig,
+    model: Option<Box<dyn WorldModel>>,
+    log: &mut dyn FnMut(&str),
+) -> Result<Learned> {
+    let pretrained = model.as_ref().is_some_and(|m| m.is_trained());
+    if config.max_real_steps < config.random_steps || (config.random_steps == 0 && !pretrained) {
         return Err(WorldModelError::Config(
-            "need 0 < random_steps <= max_real_steps".into(),
+            "need random_steps <= max_real_steps, and random_steps > 0 without a trained model"
+                .into(),
         ));
     }
     if config.refit_every == 0 {
@@ -199,13 +253,25 @@ pub fn run(config: &MpcConfig, log: &mut dyn FnMut(&str)) -> Result<MpcReport> {
         ));
     }
     let device = parse_device(&config.device)?;
-    let mut env = make(&config.env)?;
+    let mut env = make_with(&config.env, &config.physics())?;
     let spec = env.spec();
     let space = spec.action_space.clone();
-    let mut ensemble = config.ensemble.clone();
-    ensemble.seed = config.seed;
-    let model =
-        Registry::default().build(&WorldModelConfig::ensemble(&ensemble), &spec, &device)?;
+    let model = match model {
+        Some(model) => {
+            if model.spec() != &spec {
+                return Err(WorldModelError::Config(format!(
+                    "the starting model was made for another task than {}",
+                    config.env
+                )));
+            }
+            model
+        }
+        None => {
+            let mut ensemble = config.ensemble.clone();
+            ensemble.seed = config.seed;
+            Registry::default().build(&WorldModelConfig::ensemble(&ensemble), &spec, &device)?
+        }
+    };
     let mut agent = MpcAgent {
         model,
         planner: config.planner.build()?,
@@ -289,22 +355,11 @@ pub fn run(config: &MpcConfig, log: &mut dyn FnMut(&str)) -> Result<MpcReport> {
         fit(&mut agent, &data, &mut report, log)?;
     }
     report.learning_seconds = started.elapsed().as_secs_f64();
-
-    let started = Instant::now();
-    report.eval_returns = evaluate(
-        &mut agent,
-        &config.env,
-        config.seed,
-        config.eval_episodes,
-        log,
-    )?;
-    report.eval_mean = if report.eval_returns.is_empty() {
-        f64::NAN
-    } else {
-        report.eval_returns.iter().sum::<f64>() / report.eval_returns.len() as f64
-    };
-    report.eval_seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    Ok(Learned {
+        agent,
+        data,
+        report,
+    })
 }
 
 /// Runs `episodes` evaluation episodes in parallel (seeds `seed + 10_000 + i`), planning
@@ -314,6 +369,7 @@ pub fn run(config: &MpcConfig, log: &mut dyn FnMut(&str)) -> Result<MpcReport> {
 pub fn evaluate(
     agent: &mut MpcAgent,
     env_id: &str,
+    physics: &Physics,
     seed: u64,
     episodes: usize,
     log: &mut dyn FnMut(&str),
@@ -322,7 +378,7 @@ pub fn evaluate(
         return Ok(vec![]);
     }
     let mut envs: Vec<Box<dyn Env + Send>> = (0..episodes)
-        .map(|_| make(env_id))
+        .map(|_| make_with(env_id, physics))
         .collect::<std::result::Result<_, _>>()?;
     let obs_dim = envs[0].observation_space().dim();
     let mut obs = vec![0f32; episodes * obs_dim];

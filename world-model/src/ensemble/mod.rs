@@ -35,10 +35,12 @@ struct DeviceNorm {
     reward_std: f32,
     /// Widened support bounds `[1, obs_dim]`, when paths are halted outside them.
     support: Option<(Tensor<2>, Tensor<2>)>,
+    /// Bounds `[1, obs_dim]` the observations fed to the networks are clamped to.
+    clamp: Option<(Tensor<2>, Tensor<2>)>,
 }
 
 impl DeviceNorm {
-    fn new(norm: &Normalizers, obs_dim: usize, margin: Option<f32>, device: &Device) -> Self {
+    fn new(norm: &Normalizers, obs_dim: usize, config: &EnsembleConfig, device: &Device) -> Self {
         let (in_mean, in_inv_std) = norm.input.tensors(device);
         let (t_mean, t_std) = norm.target.tensors_std(device);
         DeviceNorm {
@@ -48,7 +50,11 @@ impl DeviceNorm {
             delta_std: t_std.narrow(1, 0, obs_dim),
             reward_mean: norm.target.mean[obs_dim],
             reward_std: norm.target.std[obs_dim],
-            support: match (&norm.support, margin) {
+            support: match (&norm.support, config.support_margin) {
+                (Some(s), Some(m)) => Some(s.bounds(m, device)),
+                _ => None,
+            },
+            clamp: match (&norm.support, config.input_clamp) {
                 (Some(s), Some(m)) => Some(s.bounds(m, device)),
                 _ => None,
             },
@@ -94,7 +100,7 @@ impl Ensemble {
         Ok(Ensemble {
             net: train_net.valid(),
             train_net,
-            device_norm: DeviceNorm::new(&norm, obs_dim, config.support_margin, &device),
+            device_norm: DeviceNorm::new(&norm, obs_dim, &config, &device),
             norm,
             codec: probe.codec().clone(),
             config,
@@ -151,12 +157,7 @@ impl Ensemble {
     }
 
     fn set_normalizers(&mut self, norm: Normalizers) {
-        self.device_norm = DeviceNorm::new(
-            &norm,
-            self.obs_dim(),
-            self.config.support_margin,
-            &self.device,
-        );
+        self.device_norm = DeviceNorm::new(&norm, self.obs_dim(), &self.config, &self.device);
         self.norm = norm;
     }
 
@@ -171,7 +172,14 @@ impl Ensemble {
             ));
         }
         let a = action.encode(&self.codec, p)?;
-        let x = Tensor::cat(vec![obs.clone(), a], 1);
+        let obs = match &self.device_norm.clamp {
+            Some((lo, hi)) => obs
+                .clone()
+                .max_pair(lo.clone().expand([p, d]))
+                .min_pair(hi.clone().expand([p, d])),
+            None => obs.clone(),
+        };
+        let x = Tensor::cat(vec![obs, a], 1);
         Ok((x - self.device_norm.in_mean.clone()) * self.device_norm.in_inv_std.clone())
     }
 
