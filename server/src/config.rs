@@ -1,0 +1,511 @@
+//! Configuration: `config/default.toml` (compiled in), an optional file, environment
+//! variables, then command-line flags (applied by the binary through [`Overrides`]).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use plasma_world_model::{CemConfig, EnsembleConfig, FitConfig, PolicyConfig, TrainConfig};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The default configuration, the same text as `config/default.toml`.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// Why a configuration was refused.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file is not valid TOML for this configuration.
+    #[error("invalid configuration {what}: {message}")]
+    Parse {
+        /// Which document.
+        what: String,
+        /// The parser's complaint.
+        message: String,
+    },
+    /// An environment variable holds an unusable value.
+    #[error("environment variable {name}={value:?}: {message}")]
+    Env {
+        /// The variable.
+        name: String,
+        /// Its value.
+        value: String,
+        /// Why it was refused.
+        message: String,
+    },
+    /// A value is out of range or inconsistent with another.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listening socket and HTTP limits.
+    pub server: ServerConfig,
+    /// Where data lives.
+    pub storage: StorageConfig,
+    /// Bearer tokens.
+    pub auth: AuthConfig,
+    /// The job queue.
+    pub jobs: JobsConfig,
+    /// What jobs compute and how.
+    pub compute: ComputeConfig,
+    /// Packet compilation.
+    pub packets: PacketsConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// Listening socket and HTTP limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to bind.
+    pub host: IpAddr,
+    /// Port to bind (0: any free port).
+    pub port: u16,
+    /// Largest request body in bytes (larger: 413).
+    pub body_limit_bytes: usize,
+    /// Per-request time limit in seconds (408 past it).
+    pub request_timeout_secs: u64,
+    /// CORS origins; `["*"]` allows any.
+    pub cors_origins: Vec<String>,
+    /// Seconds shutdown waits for running jobs.
+    pub shutdown_grace_secs: u64,
+}
+
+/// Where data lives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Most transitions loaded for one task (the newest are kept).
+    pub max_task_transitions: usize,
+}
+
+/// A role a token grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Upload experience, simulate, download packets, read.
+    Agent,
+    /// Everything.
+    Admin,
+}
+
+/// One bearer token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The secret sent as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// What it may do.
+    pub role: Role,
+}
+
+/// Bearer tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The tokens; none on a loopback bind means open access.
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// The job queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Jobs computing at once.
+    pub max_concurrent: usize,
+    /// Jobs waiting for a slot; beyond, submissions answer 429.
+    pub queue_capacity: usize,
+    /// Events kept per job.
+    pub max_events_per_job: usize,
+}
+
+/// What jobs compute and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeConfig {
+    /// burn device name (`cpu`, `wgpu`).
+    pub device: String,
+    /// Fewest transitions a task needs for a job.
+    pub min_transitions: usize,
+    /// Real start states labelled per training run.
+    pub label_states: usize,
+    /// States planned for at once while labelling.
+    pub label_chunk: usize,
+    /// DAgger rounds in imagination when `use_phantom_paths` is set.
+    pub phantom_rounds: usize,
+    /// Steps of the evaluation / audit / DAgger phantom paths.
+    pub phantom_horizon: usize,
+    /// Steps of `/simulate`'s phantom paths.
+    pub simulate_horizon: usize,
+    /// Most paths of one simulation.
+    pub max_trajectories: usize,
+    /// Default LoRA rank of adapters.
+    pub lora_rank: usize,
+    /// LoRA alpha of adapters.
+    pub lora_alpha: f32,
+    /// The world model.
+    pub ensemble: EnsembleConfig,
+    /// Its training.
+    pub world_model_train: TrainConfig,
+    /// The planner.
+    pub planner: CemConfig,
+    /// The edge policy's architecture.
+    pub policy: PolicyConfig,
+    /// Its supervised fit.
+    pub policy_fit: FitConfig,
+}
+
+/// Packet compilation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PacketsConfig {
+    /// Default target device recorded with packets.
+    pub target_device: String,
+    /// Weight quantization (`int8`).
+    pub quantization: String,
+    /// zstd level of the packet body.
+    pub compression_level: i32,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Output format.
+    pub format: LogFormat,
+    /// tracing EnvFilter directives.
+    pub filter: String,
+}
+
+/// Values from command-line flags, applied last.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--host`.
+    pub host: Option<IpAddr>,
+    /// `--port`.
+    pub port: Option<u16>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--device`.
+    pub device: Option<String>,
+    /// `--log-format`.
+    pub log_format: Option<LogFormat>,
+}
+
+/// Merges TOML `overlay` into `base`: tables key by key, everything else replaced.
+fn merge(base: &mut toml::Value, overlay: toml::Value) {
+    match (base, overlay) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+fn parse_toml(what: &str, text: &str) -> Result<toml::Value, ConfigError> {
+    text.parse::<toml::Table>()
+        .map(toml::Value::Table)
+        .map_err(|e| ConfigError::Parse {
+            what: what.into(),
+            message: e.to_string(),
+        })
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The compiled-in default file is checked by a unit test.
+        Config::from_layers(&[]).unwrap_or_else(|e| panic!("config/default.toml is invalid: {e}"))
+    }
+}
+
+impl Config {
+    /// The defaults with TOML documents laid over them in order.
+    pub fn from_layers(layers: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut value = parse_toml("config/default.toml", DEFAULT_TOML)?;
+        for (what, text) in layers {
+            merge(&mut value, parse_toml(what, text)?);
+        }
+        value
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                what: "(merged)".into(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Loads the configuration: defaults, then `file` if given, then the environment as
+    /// read by `env`, then `overrides`; validated.
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let text;
+        let mut layers = vec![];
+        if let Some(path) = file {
+            text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            layers.push((path.to_str().unwrap_or("config file"), text.as_str()));
+        }
+        let mut config = Config::from_layers(&layers)?;
+        config.apply_env(env)?;
+        config.apply_overrides(overrides);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies the environment variables listed in `config/default.toml`.
+    pub fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parsed<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.trim().parse().map_err(|e: T::Err| ConfigError::Env {
+                name: name.into(),
+                value: value.into(),
+                message: e.to_string(),
+            })
+        }
+        let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        if let Some(v) = get("WORLD_MODEL_SERVER_HOST") {
+            self.server.host = parsed("WORLD_MODEL_SERVER_HOST", &v)?;
+        }
+        if let Some(v) = get("WORLD_MODEL_SERVER_PORT") {
+            self.server.port = parsed("WORLD_MODEL_SERVER_PORT", &v)?;
+        }
+        if let Some(v) = get("WORLD_MODEL_CHECKPOINT_PATH") {
+            self.storage.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("WORLD_MODEL_DEVICE") {
+            self.compute.device = v.trim().to_owned();
+        }
+        if let Some(v) = get("LORA_RANK") {
+            self.compute.lora_rank = parsed("LORA_RANK", &v)?;
+        }
+        if let Some(v) = get("LORA_ALPHA") {
+            self.compute.lora_alpha = parsed("LORA_ALPHA", &v)?;
+        }
+        if let Some(v) = get("LEARNING_RATE") {
+            self.compute.policy_fit.learning_rate = parsed("LEARNING_RATE", &v)?;
+        }
+        if let Some(v) = get("TARGET_DEVICE") {
+            self.packets.target_device = v.trim().to_owned();
+        }
+        if let Some(v) = get("QUANTIZATION") {
+            self.packets.quantization = v.trim().to_ascii_lowercase();
+        }
+        if let Some(v) = get("COMPRESSION_LEVEL") {
+            self.packets.compression_level = parsed("COMPRESSION_LEVEL", &v)?;
+        }
+        if let Some(v) = get("PLASMA_LOG_FORMAT") {
+            self.log.format = match v.trim() {
+                "json" => LogFormat::Json,
+                "human" => LogFormat::Human,
+                other => {
+                    return Err(ConfigError::Env {
+                        name: "PLASMA_LOG_FORMAT".into(),
+                        value: other.into(),
+                        message: "expected \"human\" or \"json\"".into(),
+                    });
+                }
+            };
+        }
+        for (name, role) in [
+            ("PLASMA_ADMIN_TOKENS", Role::Admin),
+            ("PLASMA_AGENT_TOKENS", Role::Agent),
+        ] {
+            if let Some(v) = get(name) {
+                for token in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                    self.auth.tokens.push(TokenConfig {
+                        token: token.to_owned(),
+                        role,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies command-line values.
+    pub fn apply_overrides(&mut self, o: &Overrides) {
+        if let Some(h) = o.host {
+            self.server.host = h;
+        }
+        if let Some(p) = o.port {
+            self.server.port = p;
+        }
+        if let Some(d) = &o.data_dir {
+            self.storage.data_dir = d.clone();
+        }
+        if let Some(d) = &o.device {
+            self.compute.device = d.clone();
+        }
+        if let Some(f) = o.log_format {
+            self.log.format = f;
+        }
+    }
+
+    /// Whether requests need no token: a loopback bind with no token configured.
+    pub fn open_access(&self) -> bool {
+        self.auth.tokens.is_empty() && self.server.host.is_loopback()
+    }
+
+    /// Checks ranges and consistency.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.auth.tokens.is_empty() && !self.server.host.is_loopback() {
+            return bad(format!(
+                "binding {} (not loopback) requires bearer tokens: set [[auth.tokens]] or \
+                 PLASMA_ADMIN_TOKENS / PLASMA_AGENT_TOKENS",
+                self.server.host
+            ));
+        }
+        if let Some(t) = self.auth.tokens.iter().find(|t| t.token.len() < 16) {
+            return bad(format!(
+                "a {:?} token is {} characters long; tokens need at least 16",
+                t.role,
+                t.token.len()
+            ));
+        }
+        if self.server.body_limit_bytes < 1024 {
+            return bad("server.body_limit_bytes must be at least 1024".into());
+        }
+        if self.server.request_timeout_secs == 0 {
+            return bad("server.request_timeout_secs must be positive".into());
+        }
+        if self.jobs.max_concurrent == 0 {
+            return bad("jobs.max_concurrent must be positive".into());
+        }
+        if self.jobs.max_events_per_job < 4 {
+            return bad("jobs.max_events_per_job must be at least 4".into());
+        }
+        let c = &self.compute;
+        if c.label_states == 0 || c.label_chunk == 0 || c.max_trajectories == 0 {
+            return bad(
+                "compute.label_states, label_chunk and max_trajectories must be positive".into(),
+            );
+        }
+        if c.phantom_horizon == 0 || c.simulate_horizon == 0 {
+            return bad("compute.phantom_horizon and simulate_horizon must be positive".into());
+        }
+        if c.min_transitions < 2 {
+            return bad("compute.min_transitions must be at least 2".into());
+        }
+        if c.lora_rank == 0 || c.lora_rank > plasma_packets::limits::MAX_RANK {
+            return bad(format!(
+                "compute.lora_rank must be 1..={}",
+                plasma_packets::limits::MAX_RANK
+            ));
+        }
+        if !(c.lora_alpha.is_finite() && c.lora_alpha > 0.0) {
+            return bad("compute.lora_alpha must be positive".into());
+        }
+        if !(c.policy_fit.learning_rate.is_finite() && c.policy_fit.learning_rate > 0.0) {
+            return bad("compute.policy_fit.learning_rate must be positive".into());
+        }
+        c.ensemble
+            .validate()
+            .and_then(|_| c.world_model_train.validate())
+            .map_err(|e| ConfigError::Invalid(format!("compute: {e}")))?;
+        plasma_world_model::parse_device(&c.device)
+            .map_err(|e| ConfigError::Invalid(format!("compute.device: {e}")))?;
+        if self.packets.quantization != "int8" {
+            return bad(format!(
+                "packets.quantization {:?}: only \"int8\" is implemented",
+                self.packets.quantization
+            ));
+        }
+        if !(1..=22).contains(&self.packets.compression_level) {
+            return bad("packets.compression_level must be 1..=22".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_file_parses_and_validates() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert!(c.open_access());
+        assert_eq!(c.server.port, 8000);
+        assert_eq!(c.compute.ensemble.hidden, vec![128, 128, 128]);
+    }
+
+    #[test]
+    fn env_and_overrides_win_in_order() {
+        let env = |name: &str| match name {
+            "WORLD_MODEL_SERVER_PORT" => Some("9001".to_owned()),
+            "LORA_RANK" => Some("4".to_owned()),
+            "LEARNING_RATE" => Some("0.01".to_owned()),
+            "COMPRESSION_LEVEL" => Some("3".to_owned()),
+            "WORLD_MODEL_CHECKPOINT_PATH" => Some("/tmp/x".to_owned()),
+            _ => None,
+        };
+        let o = Overrides {
+            port: Some(9002),
+            ..Overrides::default()
+        };
+        let c = Config::load(None, &env, &o).unwrap();
+        assert_eq!(c.server.port, 9002);
+        assert_eq!(c.compute.lora_rank, 4);
+        assert_eq!(c.compute.policy_fit.learning_rate, 0.01);
+        assert_eq!(c.packets.compression_level, 3);
+        assert_eq!(c.storage.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let env = |name: &str| (name == "WORLD_MODEL_SERVER_PORT").then(|| "http".to_owned());
+        assert!(matches!(
+            Config::load(None, &env, &Overrides::default()),
+            Err(ConfigError::Env { .. })
+        ));
+        assert!(Config::from_layers(&[("x", "[server]\nhots = 1")]).is_err());
+        let c = Config::from_layers(&[("x", "[server]\nhost = \"0.0.0.0\"")]).unwrap();
+        assert!(c.validate().is_err(), "a public bind without tokens");
+        let c = Config::from_layers(&[(
+            "x",
+            "[server]\nhost = \"0.0.0.0\"\n[[auth.tokens]]\ntoken = \"0123456789abcdef\"\nrole = \"admin\"",
+        )])
+        .unwrap();
+        c.validate().unwrap();
+        assert!(!c.open_access());
+    }
+}

@@ -1,0 +1,473 @@
+//! The job runner: bounded concurrency and a bounded queue, compute on blocking threads,
+//! cancellation, sequence-numbered events persisted with the job and broadcast to
+//! WebSocket subscribers.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::{Semaphore, broadcast};
+
+use crate::error::{ApiError, ErrorDetail};
+use crate::metrics::Metrics;
+use crate::records::{EventKind, JobEvent, JobKind, JobRecord, JobStatus, now_secs};
+use crate::storage::Store;
+
+/// How a job's work ended other than with a result.
+#[derive(Debug)]
+pub enum JobFailure {
+    /// It saw its cancellation.
+    Cancelled,
+    /// It failed; `code` is stable (`insufficient_data`, `compute_failed`, …).
+    Failed {
+        /// Stable code.
+        code: &'static str,
+        /// Details.
+        message: String,
+    },
+}
+
+/// The work of a job, run on a blocking thread.
+pub type Work = Box<dyn FnOnce(&JobContext) -> Result<Value, JobFailure> + Send + 'static>;
+
+struct LiveJob {
+    record: JobRecord,
+    events: Vec<JobEvent>,
+    last_progress: Option<Instant>,
+}
+
+struct Live {
+    state: Mutex<LiveJob>,
+    cancel: AtomicBool,
+}
+
+/// Shared state of the runner.
+pub struct Jobs {
+    store: Arc<dyn Store>,
+    events: broadcast::Sender<Arc<JobEvent>>,
+    permits: Arc<Semaphore>,
+    capacity: usize,
+    in_flight: AtomicUsize,
+    running: AtomicUsize,
+    live: Mutex<HashMap<String, Arc<Live>>>,
+    max_events: usize,
+    shutting_down: AtomicBool,
+    metrics: Arc<Metrics>,
+}
+
+/// What a job's work sees: progress reporting and its cancellation flag.
+pub struct JobContext {
+    jobs: Arc<Jobs>,
+    live: Arc<Live>,
+}
+
+/// A fresh job id with a kind prefix.
+pub fn new_id(kind: JobKind) -> String {
+    let mut b = [0u8; 8];
+    // A failing OS generator is improbable; fall back to the clock.
+    if getrandom::fill(&mut b).is_err() {
+        b = (now_secs().to_bits()).to_le_bytes();
+    }
+    let prefix = match kind {
+        JobKind::Simulation => "sim",
+        JobKind::Training => "train",
+        JobKind::Compilation => "compile",
+    };
+    format!("{prefix}_{}", hex::encode(b))
+}
+
+impl Jobs {
+    /// A runner with `max_concurrent` compute slots and room for `queue` waiting jobs.
+    pub fn new(
+        store: Arc<dyn Store>,
+        max_concurrent: usize,
+        queue: usize,
+        max_events: usize,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Jobs> {
+        let (events, _) = broadcast::channel(1024);
+        Arc::new(Jobs {
+            store,
+            events,
+            permits: Arc::new(Semaphore::new(max_concurrent)),
+            capacity: max_concurrent + queue,
+            in_flight: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            live: Mutex::new(HashMap::new()),
+            max_events,
+            shutting_down: AtomicBool::new(false),
+            metrics,
+        })
+    }
+
+    /// A receiver of every job event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<JobEvent>> {
+        self.events.subscribe()
+    }
+
+    /// Jobs waiting for a slot.
+    pub fn queued(&self) -> usize {
+        self.in_flight
+            .load(Ordering::SeqCst)
+            .saturating_sub(self.running.load(Ordering::SeqCst))
+    }
+
+    /// Jobs computing.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Running jobs of one kind.
+    pub fn active_of(&self, kind: JobKind) -> usize {
+        self.live
+            .lock()
+            .map(|l| {
+                l.values()
+                    .filter(|j| {
+                        j.state
+                            .lock()
+                            .map(|s| s.record.kind == kind && !s.record.status.is_terminal())
+                            .unwrap_or(false)
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// The live copy of a job (queued or running in this process), with its events.
+    pub fn live_job(&self, id: &str) -> Option<(JobRecord, Vec<JobEvent>)> {
+        let live = self.live.lock().ok()?.get(id).cloned()?;
+        let s = live.state.lock().ok()?;
+        Some((s.record.clone(), s.events.clone()))
+    }
+
+    /// Asks a queued or running job to stop; `false` if it is not live here.
+    pub fn cancel(&self, id: &str) -> bool {
+        match self.live.lock().ok().and_then(|l| l.get(id).cloned()) {
+            Some(live) => {
+                live.cancel.store(true, Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops accepting jobs, cancels the live ones and records them as interrupted.
+    pub fn shutdown(self: &Arc<Self>) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let live: Vec<Arc<Live>> = self
+            .live
+            .lock()
+            .map(|l| l.values().cloned().collect())
+            .unwrap_or_default();
+        for job in live {
+            job.cancel.store(true, Ordering::SeqCst);
+            self.emit(
+                &job,
+                EventKind::Interrupted,
+                Some(JobStatus::Interrupted),
+                None,
+                None,
+                None,
+                Some("the server is shutting down".into()),
+            );
+        }
+    }
+
+    /// Whether a live job is still running here (for shutdown's wait).
+    pub fn live_count(&self) -> usize {
+        self.live.lock().map(|l| l.len()).unwrap_or(0)
+    }
+
+    /// Accepts a job: stores it as queued and runs `work` when a slot frees. 429 when the
+    /// queue is full, 503 while shutting down.
+    pub fn submit(
+        self: &Arc<Self>,
+        kind: JobKind,
+        agent_id: &str,
+        task: &str,
+        request: Value,
+        work: Work,
+    ) -> Result<(JobRecord, tokio::sync::oneshot::Receiver<JobRecord>), ApiError> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(ApiError::Unavailable("the server is shutting down".into()));
+        }
+        let taken = self
+            .in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.capacity).then_some(n + 1)
+            });
+        if taken.is_err() {
+            self.metrics.job_rejected(kind);
+            return Err(ApiError::QueueFull(self.capacity));
+        }
+        let record = JobRecord {
+            id: new_id(kind),
+            kind,
+            agent_id: agent_id.to_owned(),
+            task: task.to_owned(),
+            status: JobStatus::Queued,
+            phase: None,
+            progress: 0.0,
+            request,
+            result: None,
+            error: None,
+            last_seq: 0,
+            created_at: now_secs(),
+            started_at: None,
+            finished_at: None,
+        };
+        let live = Arc::new(Live {
+            state: Mutex::new(LiveJob {
+                record: record.clone(),
+                events: vec![],
+                last_progress: None,
+            }),
+            cancel: AtomicBool::new(false),
+        });
+        if let Ok(mut l) = self.live.lock() {
+            l.insert(record.id.clone(), live.clone());
+        }
+        self.metrics.job_submitted(kind);
+        self.emit(
+            &live,
+            EventKind::Queued,
+            Some(JobStatus::Queued),
+            None,
+            None,
+            None,
+            None,
+        );
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let jobs = self.clone();
+        tokio::spawn(async move {
+            let permit = jobs.permits.clone().acquire_owned().await;
+            let final_record = match permit {
+                Ok(permit) => {
+                    let r = jobs.clone().run(live.clone(), work).await;
+                    drop(permit);
+                    r
+                }
+                Err(_) => jobs.finish(&live, Err(JobFailure::Cancelled)),
+            };
+            jobs.in_flight.fetch_sub(1, Ordering::SeqCst);
+            if let Ok(mut l) = jobs.live.lock()
+                && let Ok(s) = live.state.lock()
+            {
+                l.remove(&s.record.id);
+            }
+            let _ = done_tx.send(final_record);
+        });
+        let snapshot = self.live_job(&record.id).map(|(r, _)| r).unwrap_or(record);
+        Ok((snapshot, done_rx))
+    }
+
+    async fn run(self: Arc<Self>, live: Arc<Live>, work: Work) -> JobRecord {
+        if live.cancel.load(Ordering::SeqCst) {
+            return self.finish(&live, Err(JobFailure::Cancelled));
+        }
+        self.running.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut s) = live.state.lock() {
+            s.record.started_at = Some(now_secs());
+        }
+        self.emit(
+            &live,
+            EventKind::Started,
+            Some(JobStatus::Running),
+            None,
+            None,
+            None,
+            None,
+        );
+        let ctx = JobContext {
+            jobs: self.clone(),
+            live: live.clone(),
+        };
+        let outcome = tokio::task::spawn_blocking(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&ctx)))
+        })
+        .await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        let outcome = match outcome {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) | Err(_) => Err(JobFailure::Failed {
+                code: "internal",
+                message: "the job's computation panicked (logged)".into(),
+            }),
+        };
+        let outcome = match outcome {
+            Err(JobFailure::Cancelled) | Ok(_) if live.cancel.load(Ordering::SeqCst) => {
+                Err(JobFailure::Cancelled)
+            }
+            other => other,
+        };
+        self.finish(&live, outcome)
+    }
+
+    fn finish(&self, live: &Arc<Live>, outcome: Result<Value, JobFailure>) -> JobRecord {
+        let interrupted = self.shutting_down.load(Ordering::SeqCst);
+        let (kind, status, message) = match &outcome {
+            Ok(_) => (EventKind::Completed, JobStatus::Complete, None),
+            Err(JobFailure::Cancelled) if interrupted => (
+                EventKind::Interrupted,
+                JobStatus::Interrupted,
+                Some("the server shut down".to_owned()),
+            ),
+            Err(JobFailure::Cancelled) => (EventKind::Cancelled, JobStatus::Cancelled, None),
+            Err(JobFailure::Failed { message, .. }) => {
+                (EventKind::Failed, JobStatus::Failed, Some(message.clone()))
+            }
+        };
+        if let Ok(mut s) = live.state.lock() {
+            s.record.finished_at = Some(now_secs());
+            match outcome {
+                Ok(result) => {
+                    s.record.result = Some(result);
+                    s.record.progress = 1.0;
+                }
+                Err(JobFailure::Failed { code, message }) => {
+                    tracing::warn!(job = %s.record.id, code, %message, "job failed");
+                    s.record.error = Some(ErrorDetail {
+                        code: code.to_owned(),
+                        message,
+                    });
+                }
+                Err(JobFailure::Cancelled) => {}
+            }
+        }
+        let progress = live.state.lock().map(|s| s.record.progress).ok();
+        self.emit(live, kind, Some(status), None, progress, None, message);
+        let record = live
+            .state
+            .lock()
+            .map(|s| s.record.clone())
+            .unwrap_or_else(|p| p.into_inner().record.clone());
+        self.metrics.job_finished(record.kind, status);
+        record
+    }
+
+    /// Appends an event to a live job, persists the job and broadcasts the event.
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &self,
+        live: &Live,
+        event: EventKind,
+        status: Option<JobStatus>,
+        phase: Option<&str>,
+        progress: Option<f64>,
+        metrics: Option<Value>,
+        message: Option<String>,
+    ) {
+        let Ok(mut s) = live.state.lock() else {
+            return;
+        };
+        if s.record.status.is_terminal() {
+            return; // e.g. interrupted by shutdown, then finished by the worker
+        }
+        if let Some(st) = status {
+            s.record.status = st;
+        }
+        if let Some(p) = phase {
+            s.record.phase = Some(p.to_owned());
+        }
+        if let Some(p) = progress {
+            s.record.progress = p.clamp(0.0, 1.0);
+        }
+        s.record.last_seq += 1;
+        let ev = JobEvent {
+            seq: s.record.last_seq,
+            job_id: s.record.id.clone(),
+            job_kind: s.record.kind,
+            agent_id: s.record.agent_id.clone(),
+            event,
+            status: s.record.status,
+            phase: s.record.phase.clone(),
+            progress: s.record.progress,
+            metrics,
+            message,
+            timestamp: now_secs(),
+        };
+        s.events.push(ev.clone());
+        if s.events.len() > self.max_events {
+            // Keep the first event (queued) and the newest ones.
+            s.events.remove(1);
+        }
+        if let Err(e) = self.store.put_job(&s.record, &s.events) {
+            tracing::error!(job = %s.record.id, error = %e, "cannot persist job");
+        }
+        drop(s);
+        let _ = self.events.send(Arc::new(ev));
+    }
+}
+
+impl JobContext {
+    /// The job's id.
+    pub fn job_id(&self) -> String {
+        self.live
+            .state
+            .lock()
+            .map(|s| s.record.id.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether the job was cancelled (or the server is stopping).
+    pub fn cancelled(&self) -> bool {
+        self.live.cancel.load(Ordering::SeqCst)
+    }
+
+    /// Reports progress; events closer than 200 ms in the same phase are coalesced.
+    pub fn progress(&self, phase: &str, fraction: f64, metrics: Option<Value>) {
+        {
+            let Ok(mut s) = self.live.state.lock() else {
+                return;
+            };
+            let same_phase = s.record.phase.as_deref() == Some(phase);
+            let recent = s
+                .last_progress
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(200));
+            if same_phase && recent && fraction < 1.0 {
+                s.record.progress = fraction.clamp(0.0, 1.0);
+                return;
+            }
+            s.last_progress = Some(Instant::now());
+        }
+        self.jobs.emit(
+            &self.live,
+            EventKind::Progress,
+            None,
+            Some(phase),
+            Some(fraction),
+            metrics,
+            None,
+        );
+    }
+
+    /// Reports the auditor's verdict.
+    pub fn audit(&self, verdict: Value) {
+        self.jobs.emit(
+            &self.live,
+            EventKind::Audit,
+            None,
+            Some("audit"),
+            None,
+            Some(verdict),
+            None,
+        );
+    }
+}
+
+impl crate::pipeline::Progress for &JobContext {
+    fn report(&mut self, phase: &str, fraction: f64, metrics: Option<Value>) {
+        JobContext::progress(self, phase, fraction, metrics);
+    }
+
+    fn audit(&mut self, verdict: Value) {
+        JobContext::audit(self, verdict);
+    }
+
+    fn cancelled(&self) -> bool {
+        JobContext::cancelled(self)
+    }
+}

@@ -1,0 +1,75 @@
+//! `plasma-server`: parses flags, loads the configuration, serves until SIGINT/SIGTERM.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use plasma_server::config::{Config, LogFormat, Overrides};
+
+/// Plasma's REST and WebSocket server.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// TOML configuration laid over config/default.toml (env: PLASMA_CONFIG).
+    #[arg(long, env = "PLASMA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to bind (overrides WORLD_MODEL_SERVER_HOST).
+    #[arg(long)]
+    host: Option<IpAddr>,
+    /// Port to bind, 0 for any (overrides WORLD_MODEL_SERVER_PORT).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Data directory (overrides WORLD_MODEL_CHECKPOINT_PATH).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Compute device: cpu, or wgpu in a wgpu build (overrides WORLD_MODEL_DEVICE).
+    #[arg(long)]
+    device: Option<String>,
+    /// Log format.
+    #[arg(long, value_parser = ["human", "json"])]
+    log_format: Option<String>,
+    /// Print the merged configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let overrides = Overrides {
+        host: args.host,
+        port: args.port,
+        data_dir: args.data_dir,
+        device: args.device,
+        log_format: args.log_format.as_deref().map(|f| match f {
+            "json" => LogFormat::Json,
+            _ => LogFormat::Human,
+        }),
+    };
+    let config = Config::load(
+        args.config.as_deref(),
+        &|name| std::env::var(name).ok(),
+        &overrides,
+    )
+    .context("configuration")?;
+    if args.print_config {
+        let mut shown = config.clone();
+        for t in &mut shown.auth.tokens {
+            t.token = "<redacted>".into();
+        }
+        print!("{}", toml::to_string_pretty(&shown)?);
+        return Ok(());
+    }
+    plasma_server::init_tracing(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    runtime.block_on(async {
+        let server = plasma_server::start(config).await.context("start")?;
+        // One line on stdout for scripts and tests that start the binary on port 0.
+        println!("plasma-server listening on http://{}", server.local_addr());
+        server.run_until_signal().await;
+        Ok(())
+    })
+}

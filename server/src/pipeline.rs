@@ -1,0 +1,828 @@
+//! The compute behind the jobs, apart from HTTP and storage: stored experience in,
+//! trained models, policies, verdicts and packets out. Everything here is blocking and
+//! heavy; the job runner calls it on a blocking thread.
+//!
+//! - [`simulate`]: fit (or load) the task's world model, drive phantom paths with the
+//!   planner from real start states, audit them (Judicial Auditor).
+//! - [`train_policy`]: the training job's one entry point — fit (or load) the world model,
+//!   label real states with the planner, fit a policy (base, or a LoRA adapter on the
+//!   task's base), optionally run DAgger rounds on phantom paths, evaluate and audit the
+//!   policy in imagination.
+//! - [`compile`]: quantize, compress and sign a trained policy or adapter.
+//!
+//! **Where `plasma_world_model::distill` plugs in.** [`train_policy`]'s labelling and
+//! fitting (the block marked `DISTILL:` in [`distil_policy`]) is a simple
+//! DAgger-in-imagination written with what the world-model crate has today
+//! (`Planner::plan` labels, `PolicyModel::fit`, `audit_paths` masks). When
+//! `distill(model, planner, starts, policy, &DistillConfig, progress)` lands, that function
+//! body becomes one call to it (its `DistillProgress` mapped onto [`Progress::report`] and
+//! its `ControlFlow::Break` on [`Progress::cancelled`]), and its `DistillReport` goes into
+//! the result's `distill` field; nothing outside that function changes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::tensor::Tensor;
+use plasma_packets::codec::Digest;
+use plasma_packets::model::{ActionSpace, Activation, ObsNorm, Provenance};
+use plasma_packets::signing::PacketSigner;
+use plasma_packets::{FloatLayer, FloatLora, FloatLoraLayer, FloatPolicy};
+use plasma_protocol::{Action, TaskSpec, Transition};
+use plasma_world_model::audit::{AuditConfig, Calibration, PathAudit, Verdict, audit_paths};
+use plasma_world_model::burn;
+use plasma_world_model::policy::{adapter_packet, base_packet};
+use plasma_world_model::rollout::start_states;
+use plasma_world_model::{
+    ActionBatch, BuiltPacket, Cem, Dataset, Driver, HostTrajectory, Labels, LoraConfig, Planner,
+    PlannerPolicy, PolicyModel, Registry, RolloutOptions, WorldModel, WorldModelConfig,
+    WorldModelError, parse_device,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use thiserror::Error;
+
+use crate::config::ComputeConfig;
+
+/// Why a computation stopped.
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    /// The job was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+    /// The task's data or the request cannot support the computation (e.g. too little
+    /// experience, an unbounded action box): the client's to fix.
+    #[error("{0}")]
+    Input(String),
+    /// The computation failed.
+    #[error("{0}")]
+    Compute(String),
+}
+
+impl From<WorldModelError> for PipelineError {
+    fn from(e: WorldModelError) -> Self {
+        match e {
+            WorldModelError::UnsupportedTask(_)
+            | WorldModelError::EmptyDataset(_)
+            | WorldModelError::Task(_) => PipelineError::Input(e.to_string()),
+            other => PipelineError::Compute(other.to_string()),
+        }
+    }
+}
+
+/// Result of pipeline steps.
+pub type Result<T> = std::result::Result<T, PipelineError>;
+
+/// Where a computation reports to and learns it should stop.
+pub trait Progress {
+    /// The overall progress (0 to 1) entering or inside `phase`, with figures.
+    fn report(&mut self, phase: &str, fraction: f64, metrics: Option<Value>);
+    /// The auditor's verdict.
+    fn audit(&mut self, verdict: Value);
+    /// Whether the job was cancelled.
+    fn cancelled(&self) -> bool;
+}
+
+/// A task's stored experience.
+#[derive(Debug, Clone)]
+pub struct Experience {
+    /// The task.
+    pub spec: TaskSpec,
+    /// Its transitions, oldest first.
+    pub transitions: Vec<Transition>,
+}
+
+/// A world model ready to use, with the data it was fitted to split for the auditor.
+struct FittedModel {
+    model: Box<dyn WorldModel>,
+    train: Dataset,
+    holdout: Dataset,
+    report: Value,
+}
+
+fn check_cancel(progress: &dyn Progress) -> Result<()> {
+    if progress.cancelled() {
+        Err(PipelineError::Cancelled)
+    } else {
+        Ok(())
+    }
+}
+
+/// Fits the task's world model on its experience, or loads the checkpoint fitted to the
+/// same data with the same settings (`model_root/<transitions>-<settings hash>/`).
+fn world_model(
+    exp: &Experience,
+    settings: &ComputeConfig,
+    model_root: &Path,
+    progress: &mut dyn Progress,
+) -> Result<FittedModel> {
+    let n = exp.transitions.len();
+    if n < settings.min_transitions {
+        return Err(PipelineError::Input(format!(
+            "task {} has {n} transitions; at least {} are needed",
+            exp.spec.name, settings.min_transitions
+        )));
+    }
+    let device = parse_device(&settings.device)?;
+    let all = Dataset::from_transitions(&exp.spec, &exp.transitions)?;
+    // Every tenth transition is held out for the auditor's calibration.
+    let (hold, fit): (Vec<usize>, Vec<usize>) = (0..n).partition(|i| i % 10 == 9);
+    let train = all.subset(&fit);
+    let holdout = all.subset(&hold);
+
+    let wm_config = WorldModelConfig::ensemble(&settings.ensemble);
+    let fingerprint = {
+        let text = serde_json::to_string(&(&wm_config, &settings.world_model_train, n))
+            .map_err(|e| PipelineError::Compute(e.to_string()))?;
+        let mut h = Sha256::new();
+        h.update(text.as_bytes());
+        for t in &exp.transitions {
+            h.update(t.reward.to_le_bytes());
+        }
+        hex::encode(&h.finalize()[..8])
+    };
+    let dir = model_root.join(format!("{n}-{fingerprint}"));
+    progress.report("fit_world_model", 0.0, Some(json!({ "transitions": n })));
+    if dir.join("model.json").exists()
+        && let Ok(model) = Registry::default().load(&dir, &device)
+    {
+        return Ok(FittedModel {
+            model,
+            train,
+            holdout,
+            report: json!({ "transitions": n, "fitted": false, "checkpoint": dir.file_name().map(|f| f.to_string_lossy().into_owned()) }),
+        });
+    }
+    let mut model = Registry::default().build(&wm_config, &exp.spec, &device)?;
+    let report = model.fit(&train, &settings.world_model_train)?;
+    check_cancel(progress)?;
+    // Saved under a temporary name and renamed: a crash never leaves half a checkpoint.
+    let tmp = model_root.join(format!(".{n}-{fingerprint}.tmp-{}", std::process::id()));
+    let saved = std::fs::create_dir_all(model_root)
+        .map_err(|e| PipelineError::Compute(e.to_string()))
+        .and_then(|_| model.save(&tmp).map_err(PipelineError::from))
+        .and_then(|_| {
+            std::fs::rename(&tmp, &dir).map_err(|e| PipelineError::Compute(e.to_string()))
+        });
+    if let Err(e) = saved {
+        // Another job may have saved the same checkpoint first; the model is still good.
+        tracing::warn!(error = %e, "world-model checkpoint not saved");
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    let report = json!({
+        "transitions": n,
+        "fitted": true,
+        "epochs": report.epochs,
+        "train_size": report.train_size,
+        "holdout_mse": report.holdout_mse,
+        "final_train_loss": report.final_train_loss,
+        "seconds": report.seconds,
+    });
+    progress.report("fit_world_model", 0.3, Some(report.clone()));
+    Ok(FittedModel {
+        model,
+        train,
+        holdout,
+        report,
+    })
+}
+
+/// `count` real observations spread evenly over the experience, row-major.
+fn real_states(exp: &Experience, count: usize) -> Vec<f32> {
+    let n = exp.transitions.len();
+    let count = count.clamp(1, n);
+    let mut out = Vec::with_capacity(count * exp.transitions[0].obs.len());
+    for k in 0..count {
+        out.extend_from_slice(&exp.transitions[k * n / count].obs);
+    }
+    out
+}
+
+fn summary(values: &[f32]) -> Value {
+    if values.is_empty() {
+        return json!({ "count": 0 });
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let var = values
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    let min = values.iter().copied().fold(f32::INFINITY, f32::min);
+    let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    json!({ "count": values.len(), "mean": mean, "std": var.sqrt(), "min": min, "max": max })
+}
+
+fn mean(values: &[f32]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len() as f64
+}
+
+/// Probability that each path is still alive at its end: the product of its continue
+/// probabilities.
+fn survival(host: &HostTrajectory) -> Vec<f32> {
+    if host.continue_probs.is_empty() || host.horizon == 0 {
+        return vec![];
+    }
+    host.continue_probs
+        .chunks_exact(host.horizon)
+        .map(|c| c.iter().product())
+        .collect()
+}
+
+fn audit_json(audit: &PathAudit) -> Value {
+    json!({
+        "approved": audit.verdict.approved,
+        "reasons": audit.verdict.reasons,
+        "figures": audit.verdict.figures,
+        "flagged": audit.flagged,
+        "rejected_share": audit.rejected_share(),
+        "paths": audit.approved.len(),
+    })
+}
+
+/// Parameters of a simulation.
+#[derive(Debug, Clone)]
+pub struct SimulateParams {
+    /// Phantom paths.
+    pub paths: usize,
+    /// Steps per path.
+    pub horizon: usize,
+    /// Run the Judicial Auditor on the paths.
+    pub audit: bool,
+}
+
+/// Phantom paths steered by the planner from real start states, audited.
+pub fn simulate(
+    exp: &Experience,
+    settings: &ComputeConfig,
+    params: &SimulateParams,
+    model_root: &Path,
+    progress: &mut dyn Progress,
+) -> Result<Value> {
+    let fitted = world_model(exp, settings, model_root, progress)?;
+    let model = fitted.model.as_ref();
+    let obs_dim = exp.spec.observation_space.dim();
+    let starts = real_states(exp, params.paths);
+    let paths = starts.len() / obs_dim;
+    let start = start_states(&starts, obs_dim, model.device())?;
+    let mut planner = Cem::new(settings.planner.clone())?;
+    let horizon = params.horizon;
+    let options = RolloutOptions {
+        uncertainty: true,
+        record: true,
+        ..RolloutOptions::default()
+    };
+    let mut cancelled = false;
+    let trajectory = {
+        let progress = &mut *progress;
+        let cancelled = &mut cancelled;
+        let planner = &mut planner;
+        let mut steer = |obs: Tensor<2>, step: usize| -> plasma_world_model::Result<ActionBatch> {
+            if progress.cancelled() {
+                *cancelled = true;
+                return Err(WorldModelError::Config("cancelled".into()));
+            }
+            progress.report(
+                "phantom_paths",
+                0.3 + 0.6 * step as f64 / horizon as f64,
+                Some(json!({ "step": step, "horizon": horizon, "paths": paths })),
+            );
+            let mut policy = PlannerPolicy {
+                model,
+                planner: &mut *planner,
+            };
+            plasma_world_model::Policy::act(&mut policy, obs, step)
+        };
+        model.rollout(start, Driver::Policy(&mut steer), horizon, &options)
+    };
+    if cancelled {
+        return Err(PipelineError::Cancelled);
+    }
+    let host = trajectory?.to_host()?;
+    let survival = survival(&host);
+    let mut result = json!({
+        "task": exp.spec.name,
+        "paths": paths,
+        "horizon": horizon,
+        "planner": "cem",
+        "returns": summary(&host.returns),
+        "mean_return": mean(&host.returns),
+        "path_returns": host.returns.iter().take(64).collect::<Vec<_>>(),
+        "success_probability": mean(&survival),
+        "mean_uncertainty": mean(&host.uncertainty),
+        "world_model": fitted.report,
+        "audit": Value::Null,
+    });
+    if params.audit {
+        progress.report("audit", 0.9, None);
+        let calibration = Calibration::fit(
+            model,
+            &fitted.train,
+            &fitted.holdout,
+            &AuditConfig::default(),
+        )?;
+        let audit = audit_paths(&calibration, &host)?;
+        let verdict = audit_json(&audit);
+        progress.audit(verdict.clone());
+        result["audit"] = verdict;
+    }
+    Ok(result)
+}
+
+/// Base policy or LoRA adapter on a base.
+pub enum PolicyTarget<'a> {
+    /// A fresh full policy.
+    Base,
+    /// An adapter on this base policy.
+    Adapter {
+        /// The base, as trained.
+        base: &'a PolicyModel,
+        /// LoRA rank.
+        rank: usize,
+        /// LoRA alpha.
+        alpha: f32,
+    },
+}
+
+/// Parameters of a training run.
+pub struct TrainParams<'a> {
+    /// What to train.
+    pub target: PolicyTarget<'a>,
+    /// Real states to label (capped by the configuration).
+    pub label_states: usize,
+    /// Learning rate of the policy fit.
+    pub learning_rate: f32,
+    /// Run DAgger rounds on phantom paths.
+    pub use_phantom_paths: bool,
+}
+
+/// What a training run produced.
+pub struct TrainedPolicy {
+    /// The policy (adapter mode for adapters).
+    pub policy: PolicyModel,
+    /// The auditor's verdict on the policy's phantom paths.
+    pub verdict: Verdict,
+    /// Figures for the job's result.
+    pub metrics: Value,
+}
+
+fn labels_of(actions: &[Action]) -> Result<(Vec<u32>, Vec<f32>)> {
+    let (mut d, mut c) = (vec![], vec![]);
+    for a in actions {
+        match a {
+            Action::Discrete(i) => d.push(*i),
+            Action::Continuous(v) => c.extend_from_slice(v),
+        }
+    }
+    if !d.is_empty() && !c.is_empty() {
+        return Err(PipelineError::Compute("planner mixed action kinds".into()));
+    }
+    Ok((d, c))
+}
+
+/// Labels `states` with the planner's actions, `chunk` states per plan.
+fn label(
+    model: &dyn WorldModel,
+    planner: &mut dyn Planner,
+    states: &[f32],
+    obs_dim: usize,
+    chunk: usize,
+    progress: &mut dyn Progress,
+    (from, to): (f64, f64),
+) -> Result<(Vec<Action>, f64)> {
+    let rows = states.len() / obs_dim;
+    let mut actions = Vec::with_capacity(rows);
+    let mut expected = 0.0;
+    for (k, block) in states.chunks(chunk * obs_dim).enumerate() {
+        check_cancel(progress)?;
+        planner.reset();
+        let plan = planner.plan(model, block)?;
+        expected += plan
+            .expected_return
+            .iter()
+            .map(|&v| f64::from(v))
+            .sum::<f64>();
+        actions.extend(plan.actions);
+        let done = ((k + 1) * chunk).min(rows);
+        progress.report(
+            "label",
+            from + (to - from) * done as f64 / rows as f64,
+            Some(json!({ "labelled": done, "states": rows })),
+        );
+    }
+    Ok((actions, expected / rows.max(1) as f64))
+}
+
+fn fit_on(
+    policy: &mut PolicyModel,
+    states: &[f32],
+    actions: &[Action],
+    config: &plasma_world_model::FitConfig,
+) -> Result<plasma_world_model::FitReport> {
+    let (d, c) = labels_of(actions)?;
+    let labels = if d.is_empty() {
+        Labels::Continuous(&c)
+    } else {
+        Labels::Discrete(&d)
+    };
+    Ok(policy.fit(states, labels, config)?)
+}
+
+/// Policy-driven phantom paths from real starts (evaluation, audit, DAgger).
+fn policy_paths(
+    model: &dyn WorldModel,
+    policy: &PolicyModel,
+    starts: &[f32],
+    obs_dim: usize,
+    horizon: usize,
+) -> Result<HostTrajectory> {
+    let start = start_states(starts, obs_dim, model.device())?;
+    let mut driver = policy.clone();
+    let options = RolloutOptions {
+        uncertainty: true,
+        record: true,
+        ..RolloutOptions::default()
+    };
+    Ok(model
+        .rollout(start, Driver::Policy(&mut driver), horizon, &options)?
+        .to_host()?)
+}
+
+/// Imagined states of the approved paths, while each path is likely alive.
+fn approved_states(
+    host: &HostTrajectory,
+    audit: &PathAudit,
+    obs_dim: usize,
+    cap: usize,
+) -> Vec<f32> {
+    let mut out = vec![];
+    for p in audit.approved_indices() {
+        for t in 0..host.horizon {
+            if out.len() / obs_dim >= cap {
+                return out;
+            }
+            if host
+                .continue_probs
+                .get(p * host.horizon + t)
+                .is_some_and(|&c| c < 0.5)
+            {
+                break;
+            }
+            let at = (p * host.horizon + t) * obs_dim;
+            if let Some(row) = host.obs.get(at..at + obs_dim) {
+                out.extend_from_slice(row);
+            }
+        }
+    }
+    out
+}
+
+/// The training job's compute: stored experience in, trained policy and figures out.
+pub fn train_policy(
+    exp: &Experience,
+    settings: &ComputeConfig,
+    params: &TrainParams<'_>,
+    model_root: &Path,
+    progress: &mut dyn Progress,
+) -> Result<TrainedPolicy> {
+    let fitted = world_model(exp, settings, model_root, progress)?;
+    check_cancel(progress)?;
+    let (policy, metrics, audit) = distil_policy(&fitted, exp, settings, params, progress)?;
+    let mut metrics = metrics;
+    metrics["world_model"] = fitted.report.clone();
+    Ok(TrainedPolicy {
+        policy,
+        verdict: audit.verdict,
+        metrics,
+    })
+}
+
+/// Planner → policy distillation on the fitted model.
+///
+/// DISTILL: this body is where `plasma_world_model::distill` plugs in. Today it is one
+/// labelling pass over real states, a supervised fit, and `phantom_rounds`
+/// DAgger-in-imagination rounds (policy-driven phantom paths → audit mask → planner labels
+/// → refit). With `distill` it becomes: build `DistillConfig::for_env(&exp.spec.name)`
+/// with the settings and `params` below, call `distill(model, &mut planner, &starts,
+/// policy, &config, &mut |p| { progress.report("distill", …, json!(p)); if
+/// progress.cancelled() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) } })`,
+/// then keep the evaluation and audit at the end of this function.
+fn distil_policy(
+    fitted: &FittedModel,
+    exp: &Experience,
+    settings: &ComputeConfig,
+    params: &TrainParams<'_>,
+    progress: &mut dyn Progress,
+) -> Result<(PolicyModel, Value, PathAudit)> {
+    let model = fitted.model.as_ref();
+    let obs_dim = exp.spec.observation_space.dim();
+    let device = model.device().clone();
+    let mut planner = Cem::new(settings.planner.clone())?;
+    let label_count = params.label_states.clamp(1, settings.label_states);
+    let mut states = real_states(exp, label_count);
+    let (mut actions, planner_return) = label(
+        model,
+        &mut planner,
+        &states,
+        obs_dim,
+        settings.label_chunk,
+        progress,
+        (0.3, 0.6),
+    )?;
+
+    let mut policy = match &params.target {
+        PolicyTarget::Base => PolicyModel::for_space(
+            settings.policy.clone(),
+            &states,
+            obs_dim,
+            &exp.spec.action_space,
+            &device,
+        )
+        .map_err(|e| PipelineError::Input(format!("cannot build a policy for this task: {e}")))?,
+        PolicyTarget::Adapter { base, rank, alpha } => base.with_lora(&LoraConfig {
+            rank: *rank,
+            alpha: *alpha,
+            ..LoraConfig::default()
+        })?,
+    };
+    let mut fit_config = settings.policy_fit.clone();
+    fit_config.learning_rate = params.learning_rate;
+    check_cancel(progress)?;
+    let mut fit = fit_on(&mut policy, &states, &actions, &fit_config)?;
+    progress.report(
+        "fit_policy",
+        0.75,
+        Some(json!({ "loss": fit.final_loss, "accuracy": fit.accuracy, "mean_abs_error": fit.mean_abs_error })),
+    );
+
+    let calibration = Calibration::fit(
+        model,
+        &fitted.train,
+        &fitted.holdout,
+        &AuditConfig::default(),
+    )?;
+    let eval_starts = real_states(exp, settings.max_trajectories.min(64));
+    let rounds = if params.use_phantom_paths {
+        settings.phantom_rounds
+    } else {
+        0
+    };
+    let mut rejected_paths = 0;
+    for round in 0..rounds {
+        check_cancel(progress)?;
+        let host = policy_paths(
+            model,
+            &policy,
+            &eval_starts,
+            obs_dim,
+            settings.phantom_horizon,
+        )?;
+        let audit = audit_paths(&calibration, &host)?;
+        rejected_paths += audit.approved.iter().filter(|a| !**a).count();
+        let imagined = approved_states(&host, &audit, obs_dim, label_count);
+        if imagined.is_empty() {
+            break;
+        }
+        let (more, _) = label(
+            model,
+            &mut planner,
+            &imagined,
+            obs_dim,
+            settings.label_chunk,
+            progress,
+            (0.75, 0.85),
+        )?;
+        states.extend_from_slice(&imagined);
+        actions.extend(more);
+        fit = fit_on(&mut policy, &states, &actions, &fit_config)?;
+        progress.report(
+            "phantom_round",
+            0.85 + 0.05 * (round + 1) as f64 / rounds as f64,
+            Some(json!({ "round": round + 1, "labels": actions.len(), "loss": fit.final_loss, "rejected_paths": rejected_paths })),
+        );
+    }
+
+    check_cancel(progress)?;
+    progress.report("audit", 0.9, None);
+    let host = policy_paths(
+        model,
+        &policy,
+        &eval_starts,
+        obs_dim,
+        settings.phantom_horizon,
+    )?;
+    let audit = audit_paths(&calibration, &host)?;
+    progress.audit(audit_json(&audit));
+    let metrics = json!({
+        "mode": match params.target { PolicyTarget::Base => "base", PolicyTarget::Adapter { .. } => "adapter" },
+        "labels": actions.len(),
+        "real_states": label_count,
+        "phantom_rounds": rounds,
+        "rejected_paths": rejected_paths,
+        "planner_expected_return": planner_return,
+        "imagined_return": summary(&host.returns),
+        "imagined_survival": mean(&survival(&host)),
+        "policy_fit": {
+            "samples": fit.samples,
+            "epochs": fit.epochs,
+            "initial_loss": fit.initial_loss,
+            "final_loss": fit.final_loss,
+            "accuracy": fit.accuracy,
+            "mean_abs_error": fit.mean_abs_error,
+            "learning_rate": params.learning_rate,
+        },
+        "trainable_params": policy.trainable_params(),
+        "audit": audit_json(&audit),
+        "distill": Value::Null,
+    });
+    Ok((policy, metrics, audit))
+}
+
+/// A trained policy as stored between training and compilation (`blobs/policies/<id>.json`):
+/// the f32 network, and for an adapter its LoRA factors and the base's training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredPolicy {
+    /// The task.
+    pub task: String,
+    /// The training run.
+    pub training_id: String,
+    /// For an adapter: the training run of its base.
+    pub base_training: Option<String>,
+    /// The (base) network.
+    pub network: NetworkDoc,
+    /// The adapter.
+    pub lora: Option<LoraDoc>,
+    /// The auditor's verdict on its phantom paths.
+    pub verdict: Verdict,
+}
+
+/// serde form of [`FloatPolicy`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkDoc {
+    obs_norm: ObsNorm,
+    layers: Vec<LayerDoc>,
+    action_space: ActionSpace,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct LayerDoc {
+    in_dim: usize,
+    out_dim: usize,
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+    activation: Activation,
+}
+
+/// serde form of [`FloatLora`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoraDoc {
+    rank: usize,
+    alpha: f32,
+    layers: Vec<(usize, Vec<f32>, Vec<f32>)>,
+}
+
+impl From<&FloatPolicy> for NetworkDoc {
+    fn from(p: &FloatPolicy) -> Self {
+        NetworkDoc {
+            obs_norm: p.obs_norm.clone(),
+            layers: p
+                .layers
+                .iter()
+                .map(|l| LayerDoc {
+                    in_dim: l.in_dim,
+                    out_dim: l.out_dim,
+                    weights: l.weights.clone(),
+                    bias: l.bias.clone(),
+                    activation: l.activation,
+                })
+                .collect(),
+            action_space: p.action_space.clone(),
+        }
+    }
+}
+
+impl NetworkDoc {
+    /// Back to the packet crate's f32 policy.
+    pub fn to_float(&self) -> FloatPolicy {
+        FloatPolicy {
+            obs_norm: self.obs_norm.clone(),
+            layers: self
+                .layers
+                .iter()
+                .map(|l| FloatLayer {
+                    in_dim: l.in_dim,
+                    out_dim: l.out_dim,
+                    weights: l.weights.clone(),
+                    bias: l.bias.clone(),
+                    activation: l.activation,
+                })
+                .collect(),
+            action_space: self.action_space.clone(),
+        }
+    }
+}
+
+impl From<&FloatLora> for LoraDoc {
+    fn from(l: &FloatLora) -> Self {
+        LoraDoc {
+            rank: l.rank,
+            alpha: l.alpha,
+            layers: l
+                .layers
+                .iter()
+                .map(|x| (x.layer, x.a.clone(), x.b.clone()))
+                .collect(),
+        }
+    }
+}
+
+impl LoraDoc {
+    /// Back to the packet crate's f32 adapter.
+    pub fn to_float(&self) -> FloatLora {
+        FloatLora {
+            rank: self.rank,
+            alpha: self.alpha,
+            layers: self
+                .layers
+                .iter()
+                .map(|(layer, a, b)| FloatLoraLayer {
+                    layer: *layer,
+                    a: a.clone(),
+                    b: b.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl StoredPolicy {
+    /// The stored form of a trained policy.
+    pub fn new(
+        task: &str,
+        training_id: &str,
+        base_training: Option<String>,
+        policy: &PolicyModel,
+        verdict: Verdict,
+    ) -> Result<Self> {
+        let network = NetworkDoc::from(&policy.to_float_policy()?);
+        let lora = match policy.lora() {
+            Some(_) => Some(LoraDoc::from(&policy.to_float_lora()?)),
+            None => None,
+        };
+        Ok(StoredPolicy {
+            task: task.to_owned(),
+            training_id: training_id.to_owned(),
+            base_training,
+            network,
+            lora,
+            verdict,
+        })
+    }
+}
+
+/// Compiles a base packet of `policy`'s network.
+pub fn compile_base(
+    policy: &StoredPolicy,
+    provenance: Provenance,
+    signer: &PacketSigner,
+    level: i32,
+) -> Result<BuiltPacket> {
+    Ok(base_packet(
+        &policy.network.to_float(),
+        provenance,
+        signer,
+        level,
+    )?)
+}
+
+/// Compiles an adapter packet of `policy` (which must hold a LoRA adapter), bound to the
+/// base packet `base_digest` of the same base network.
+pub fn compile_adapter(
+    policy: &StoredPolicy,
+    base_digest: Digest,
+    provenance: Provenance,
+    signer: &PacketSigner,
+    level: i32,
+) -> Result<BuiltPacket> {
+    let lora = policy
+        .lora
+        .as_ref()
+        .ok_or_else(|| PipelineError::Input("this training run holds no adapter".into()))?;
+    Ok(adapter_packet(
+        &policy.network.to_float(),
+        &lora.to_float(),
+        base_digest,
+        provenance,
+        signer,
+        level,
+    )?)
+}
+
+/// Figures of a verdict by name, for JSON.
+pub fn verdict_figures(v: &Verdict) -> BTreeMap<String, f64> {
+    v.figures.clone()
+}

@@ -1,0 +1,169 @@
+//! `/ws/{client_id}`: a client's job events, live.
+//!
+//! On connect the server replays the stored events of the client's most recent jobs (so a
+//! late subscriber still sees outcomes), then pushes new events as they happen, each once
+//! (`(job_id, seq)` is never sent twice on one connection). The client may send
+//! `{"type": "ping"}` (answered `{"type": "pong", "timestamp"}`) and `{"type":
+//! "status_update"}` (answered `{"type": "status", "active_simulations", "timestamp", …}`).
+//! A shutting-down server closes the socket with code 1001.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::records::{JobEvent, JobKind, now_secs};
+
+/// Jobs whose stored events are replayed on connect.
+const REPLAY_JOBS: usize = 20;
+
+/// Upgrades to the event stream of `client_id`.
+pub async fn ws_handler(
+    State(st): State<Arc<AppState>>,
+    Path(client_id): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    plasma_protocol::validate_identifier(&client_id)
+        .map_err(|e| ApiError::unprocessable("invalid_identifier", format!("client_id: {e}")))?;
+    Ok(ws
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| session(st, client_id, socket)))
+}
+
+fn event_message(ev: &JobEvent) -> Message {
+    let mut v = serde_json::to_value(ev).unwrap_or(Value::Null);
+    v["type"] = json!("job_event");
+    Message::Text(v.to_string().into())
+}
+
+async fn replay(st: &AppState, client_id: &str) -> Vec<JobEvent> {
+    let store = st.store.clone();
+    let client = client_id.to_owned();
+    let stored = tokio::task::spawn_blocking(move || {
+        let jobs = store.list_jobs(Some(&client), None)?;
+        let mut out = vec![];
+        for job in jobs.into_iter().take(REPLAY_JOBS).rev() {
+            out.push((job.id.clone(), store.job_events(&job.id)?));
+        }
+        Ok::<_, crate::storage::StoreError>(out)
+    })
+    .await;
+    let mut events = vec![];
+    if let Ok(Ok(jobs)) = stored {
+        for (id, stored_events) in jobs {
+            // A live job's in-memory events are the newest.
+            let evs = st
+                .jobs
+                .live_job(&id)
+                .map(|(_, e)| e)
+                .unwrap_or(stored_events);
+            events.extend(evs);
+        }
+    }
+    events
+}
+
+fn answer(st: &AppState, text: &str) -> Value {
+    let parsed: Result<Value, _> = serde_json::from_str(text);
+    let kind = parsed
+        .as_ref()
+        .ok()
+        .and_then(|v| v.get("type"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    match (parsed.is_ok(), kind.as_deref()) {
+        (true, Some("ping")) => json!({ "type": "pong", "timestamp": now_secs() }),
+        (true, Some("status_update")) => json!({
+            "type": "status",
+            "active_simulations": st.jobs.active_of(JobKind::Simulation),
+            "active_trainings": st.jobs.active_of(JobKind::Training),
+            "queue_depth": st.jobs.queued(),
+            "running_jobs": st.jobs.running(),
+            "timestamp": now_secs(),
+        }),
+        (false, _) => {
+            json!({ "type": "error", "error": { "code": "invalid_json", "message": "messages must be JSON objects" } })
+        }
+        (true, other) => json!({ "type": "error", "error": {
+            "code": "unknown_message_type",
+            "message": format!("unknown message type {other:?}; send \"ping\" or \"status_update\""),
+        } }),
+    }
+}
+
+async fn session(st: Arc<AppState>, client_id: String, mut socket: WebSocket) {
+    st.metrics.ws(1);
+    // Subscribe before replaying, so nothing falls between the two.
+    let mut events = st.jobs.subscribe();
+    let mut shutdown = st.shutdown.subscribe();
+    let mut sent: HashMap<String, u64> = HashMap::new();
+    let mut ok = true;
+    for ev in replay(&st, &client_id).await {
+        let last = sent.entry(ev.job_id.clone()).or_insert(0);
+        if ev.seq > *last {
+            *last = ev.seq;
+            if socket.send(event_message(&ev)).await.is_err() {
+                ok = false;
+                break;
+            }
+        }
+    }
+    while ok {
+        tokio::select! {
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    let reply = answer(&st, text.as_str());
+                    if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let reply = json!({ "type": "error", "error": { "code": "binary_not_supported", "message": "send JSON text messages" } });
+                    if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {} // ping / pong frames: answered by the library
+            },
+            ev = events.recv() => match ev {
+                Ok(ev) => {
+                    if ev.agent_id != client_id {
+                        continue;
+                    }
+                    let last = sent.entry(ev.job_id.clone()).or_insert(0);
+                    if ev.seq <= *last {
+                        continue;
+                    }
+                    *last = ev.seq;
+                    if socket.send(event_message(&ev)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    let note = json!({ "type": "lagged", "missed_events": n, "message": "events were dropped for this slow connection; poll GET /jobs/{id} for the current state" });
+                    if socket.send(Message::Text(note.to_string().into())).await.is_err() {
+                        break;
+                    }
+                }
+                Err(RecvError::Closed) => break,
+            },
+            _ = shutdown.changed() => {
+                let _ = socket
+                    .send(Message::Close(Some(CloseFrame {
+                        code: 1001,
+                        reason: "server shutting down".into(),
+                    })))
+                    .await;
+                break;
+            }
+        }
+    }
+    st.metrics.ws(-1);
+}
