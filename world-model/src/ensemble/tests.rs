@@ -436,3 +436,72 @@ fn paths_leaving_the_data_are_halted_with_the_halt_reward() {
         .unwrap();
     assert!(t.in_support.is_empty());
 }
+
+/// With `input_clamp`, an observation beyond the data's support is fed to the networks as
+/// the nearest point of the (widened) support: the predicted step from far outside equals
+/// the one from the edge, shifted by the difference of the starting observations. Without
+/// it the networks extrapolate and the two differ.
+#[test]
+fn input_clamp_extrapolates_as_a_constant() {
+    let device = Device::flex();
+    let predicted_delta = |model: &Ensemble, s: [f32; 2]| -> Vec<f32> {
+        let start = start_states(&s, 2, &device).unwrap();
+        let actions = ActionSequences::Discrete(Tensor::<2, Int>::from_data(
+            TensorData::new(vec![1i64], [1, 1]),
+            &device,
+        ));
+        let t = model
+            .rollout(
+                start,
+                Driver::Actions(&actions),
+                1,
+                &RolloutOptions::default(),
+            )
+            .unwrap()
+            .to_host()
+            .unwrap();
+        vec![t.obs[0] - s[0], t.obs[1] - s[1], t.rewards[0]]
+    };
+    let data = toy_data(400, 5);
+    let fit = |clamp: Option<f32>| {
+        let mut m = Ensemble::new(
+            EnsembleConfig {
+                input_clamp: clamp,
+                support_margin: None,
+                ..small_config()
+            },
+            toy_spec(),
+            Device::flex(),
+        )
+        .unwrap();
+        m.fit(&data, &fast_train()).unwrap();
+        m
+    };
+    let clamped = fit(Some(0.0));
+    let free = fit(None);
+    // toy_data's states lie in [-1, 1]², its next states a little beyond: the support's
+    // upper edge of s₁ is above 1 and below 1.5.
+    let far = [0.0, 6.0];
+    let edge_high = Support::of(&data).unwrap().obs_high[1];
+    assert!((1.0..1.5).contains(&edge_high), "{edge_high}");
+    let at_edge = predicted_delta(&clamped, [0.0, edge_high]);
+    let beyond = predicted_delta(&clamped, far);
+    for (a, b) in at_edge.iter().zip(&beyond) {
+        assert!((a - b).abs() < 1e-5, "{at_edge:?} vs {beyond:?}");
+    }
+    let free_edge = predicted_delta(&free, [0.0, edge_high]);
+    let free_far = predicted_delta(&free, far);
+    let differs = free_edge
+        .iter()
+        .zip(&free_far)
+        .any(|(a, b)| (a - b).abs() > 1e-3);
+    assert!(differs, "{free_edge:?} vs {free_far:?}");
+    assert!(
+        EnsembleConfig {
+            input_clamp: Some(-1.0),
+            ..small_config()
+        }
+        .validate()
+        .is_err()
+    );
+}
