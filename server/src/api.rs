@@ -722,16 +722,17 @@ pub struct TrainRequest {
     pub agent_id: String,
     /// The task (with uploaded experience).
     pub task_name: String,
-    /// Real states the planner labels (capped by `compute.label_states`).
+    /// Caps the states the planner labels per distillation round (with
+    /// `compute.distill.initial_labels` / `labels_per_round`).
     #[serde(default = "default_simulations")]
     pub num_simulations: usize,
     /// LoRA rank of an adapter (default `compute.lora_rank`).
     #[serde(default)]
     pub lora_rank: Option<usize>,
-    /// Learning rate of the policy fit (default `compute.policy_fit.learning_rate`).
+    /// Learning rate of the policy fit (default `compute.distill.fit.learning_rate`).
     #[serde(default)]
     pub learning_rate: Option<f32>,
-    /// Run DAgger rounds on audited phantom paths.
+    /// Run the DAgger rounds on audited phantom paths (false: real states only).
     #[serde(default = "default_true")]
     pub use_phantom_paths: bool,
     /// Base, adapter, or auto.
@@ -773,7 +774,7 @@ pub async fn train(
     }
     let learning_rate = req
         .learning_rate
-        .unwrap_or(settings.policy_fit.learning_rate);
+        .unwrap_or(settings.distill.fit.learning_rate);
     if !(learning_rate.is_finite() && learning_rate > 0.0 && learning_rate <= 1.0) {
         return Err(ApiError::unprocessable(
             "invalid_request",

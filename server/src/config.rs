@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use plasma_world_model::{CemConfig, EnsembleConfig, FitConfig, PolicyConfig, TrainConfig};
+use plasma_world_model::{CemConfig, DistillConfig, EnsembleConfig, PolicyConfig, TrainConfig};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -141,13 +141,7 @@ pub struct ComputeConfig {
     pub device: String,
     /// Fewest transitions a task needs for a job.
     pub min_transitions: usize,
-    /// Real start states labelled per training run.
-    pub label_states: usize,
-    /// States planned for at once while labelling.
-    pub label_chunk: usize,
-    /// DAgger rounds in imagination when `use_phantom_paths` is set.
-    pub phantom_rounds: usize,
-    /// Steps of the evaluation / audit / DAgger phantom paths.
+    /// Steps of the evaluation and audit phantom paths of a trained policy.
     pub phantom_horizon: usize,
     /// Steps of `/simulate`'s phantom paths.
     pub simulate_horizon: usize,
@@ -165,8 +159,8 @@ pub struct ComputeConfig {
     pub planner: CemConfig,
     /// The edge policy's architecture.
     pub policy: PolicyConfig,
-    /// Its supervised fit.
-    pub policy_fit: FitConfig,
+    /// Distillation of the planner into the policy (its `fit` is the supervised fit).
+    pub distill: DistillConfig,
 }
 
 /// Packet compilation.
@@ -319,7 +313,7 @@ impl Config {
             self.compute.lora_alpha = parsed("LORA_ALPHA", &v)?;
         }
         if let Some(v) = get("LEARNING_RATE") {
-            self.compute.policy_fit.learning_rate = parsed("LEARNING_RATE", &v)?;
+            self.compute.distill.fit.learning_rate = parsed("LEARNING_RATE", &v)?;
         }
         if let Some(v) = get("TARGET_DEVICE") {
             self.packets.target_device = v.trim().to_owned();
@@ -413,9 +407,14 @@ impl Config {
             return bad("jobs.max_events_per_job must be at least 4".into());
         }
         let c = &self.compute;
-        if c.label_states == 0 || c.label_chunk == 0 || c.max_trajectories == 0 {
+        if c.max_trajectories == 0 {
+            return bad("compute.max_trajectories must be positive".into());
+        }
+        let d = &c.distill;
+        if d.initial_labels == 0 || d.paths == 0 || d.horizon == 0 || d.label_batch == 0 {
             return bad(
-                "compute.label_states, label_chunk and max_trajectories must be positive".into(),
+                "compute.distill: initial_labels, paths, horizon and label_batch must be positive"
+                    .into(),
             );
         }
         if c.phantom_horizon == 0 || c.simulate_horizon == 0 {
@@ -433,8 +432,8 @@ impl Config {
         if !(c.lora_alpha.is_finite() && c.lora_alpha > 0.0) {
             return bad("compute.lora_alpha must be positive".into());
         }
-        if !(c.policy_fit.learning_rate.is_finite() && c.policy_fit.learning_rate > 0.0) {
-            return bad("compute.policy_fit.learning_rate must be positive".into());
+        if !(d.fit.learning_rate.is_finite() && d.fit.learning_rate > 0.0) {
+            return bad("compute.distill.fit.learning_rate must be positive".into());
         }
         c.ensemble
             .validate()
@@ -485,7 +484,7 @@ mod tests {
         let c = Config::load(None, &env, &o).unwrap();
         assert_eq!(c.server.port, 9002);
         assert_eq!(c.compute.lora_rank, 4);
-        assert_eq!(c.compute.policy_fit.learning_rate, 0.01);
+        assert_eq!(c.compute.distill.fit.learning_rate, 0.01);
         assert_eq!(c.packets.compression_level, 3);
         assert_eq!(c.storage.data_dir, PathBuf::from("/tmp/x"));
     }

@@ -5,21 +5,18 @@
 //! - [`simulate`]: fit (or load) the task's world model, drive phantom paths with the
 //!   planner from real start states, audit them (Judicial Auditor).
 //! - [`train_policy`]: the training job's one entry point — fit (or load) the world model,
-//!   label real states with the planner, fit a policy (base, or a LoRA adapter on the
-//!   task's base), optionally run DAgger rounds on phantom paths, evaluate and audit the
-//!   policy in imagination.
-//! - [`compile`]: quantize, compress and sign a trained policy or adapter.
+//!   distil the planner into a policy (a fresh base, or a LoRA adapter on the task's base)
+//!   with `plasma_world_model::distill`, evaluate and audit the policy in imagination.
+//! - [`compile_base`], [`compile_adapter`]: quantize, compress and sign a trained policy or
+//!   adapter.
 //!
-//! **Where `plasma_world_model::distill` plugs in.** [`train_policy`]'s labelling and
-//! fitting (the block marked `DISTILL:` in [`distil_policy`]) is a simple
-//! DAgger-in-imagination written with what the world-model crate has today
-//! (`Planner::plan` labels, `PolicyModel::fit`, `audit_paths` masks). When
-//! `distill(model, planner, starts, policy, &DistillConfig, progress)` lands, that function
-//! body becomes one call to it (its `DistillProgress` mapped onto [`Progress::report`] and
-//! its `ControlFlow::Break` on [`Progress::cancelled`]), and its `DistillReport` goes into
-//! the result's `distill` field; nothing outside that function changes.
+//! The training job's policy step is `plasma_world_model::distill` (DAgger in
+//! imagination: the planner labels real states, then states the policy itself visits in
+//! the model, with the auditor's rejected paths left out), configured by
+//! `[compute.distill]` and the request (`num_simulations` caps the labels per round,
+//! `use_phantom_paths = false` keeps round 0 only, `learning_rate` sets the fit's).
 
-use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use burn::tensor::Tensor;
@@ -27,15 +24,15 @@ use plasma_packets::codec::Digest;
 use plasma_packets::model::{ActionSpace, Activation, ObsNorm, Provenance};
 use plasma_packets::signing::PacketSigner;
 use plasma_packets::{FloatLayer, FloatLora, FloatLoraLayer, FloatPolicy};
-use plasma_protocol::{Action, TaskSpec, Transition};
+use plasma_protocol::{TaskSpec, Transition};
 use plasma_world_model::audit::{AuditConfig, Calibration, PathAudit, Verdict, audit_paths};
 use plasma_world_model::burn;
 use plasma_world_model::policy::{adapter_packet, base_packet};
 use plasma_world_model::rollout::start_states;
 use plasma_world_model::{
-    ActionBatch, BuiltPacket, Cem, Dataset, Driver, HostTrajectory, Labels, LoraConfig, Planner,
+    ActionBatch, BuiltPacket, Cem, Dataset, DistillProgress, Driver, HostTrajectory, LoraConfig,
     PlannerPolicy, PolicyModel, Registry, RolloutOptions, WorldModel, WorldModelConfig,
-    WorldModelError, parse_device,
+    WorldModelError, distill, parse_device,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -62,6 +59,7 @@ pub enum PipelineError {
 impl From<WorldModelError> for PipelineError {
     fn from(e: WorldModelError) -> Self {
         match e {
+            WorldModelError::Cancelled => PipelineError::Cancelled,
             WorldModelError::UnsupportedTask(_)
             | WorldModelError::EmptyDataset(_)
             | WorldModelError::Task(_) => PipelineError::Input(e.to_string()),
@@ -370,69 +368,7 @@ pub struct TrainedPolicy {
     pub metrics: Value,
 }
 
-fn labels_of(actions: &[Action]) -> Result<(Vec<u32>, Vec<f32>)> {
-    let (mut d, mut c) = (vec![], vec![]);
-    for a in actions {
-        match a {
-            Action::Discrete(i) => d.push(*i),
-            Action::Continuous(v) => c.extend_from_slice(v),
-        }
-    }
-    if !d.is_empty() && !c.is_empty() {
-        return Err(PipelineError::Compute("planner mixed action kinds".into()));
-    }
-    Ok((d, c))
-}
-
-/// Labels `states` with the planner's actions, `chunk` states per plan.
-fn label(
-    model: &dyn WorldModel,
-    planner: &mut dyn Planner,
-    states: &[f32],
-    obs_dim: usize,
-    chunk: usize,
-    progress: &mut dyn Progress,
-    (from, to): (f64, f64),
-) -> Result<(Vec<Action>, f64)> {
-    let rows = states.len() / obs_dim;
-    let mut actions = Vec::with_capacity(rows);
-    let mut expected = 0.0;
-    for (k, block) in states.chunks(chunk * obs_dim).enumerate() {
-        check_cancel(progress)?;
-        planner.reset();
-        let plan = planner.plan(model, block)?;
-        expected += plan
-            .expected_return
-            .iter()
-            .map(|&v| f64::from(v))
-            .sum::<f64>();
-        actions.extend(plan.actions);
-        let done = ((k + 1) * chunk).min(rows);
-        progress.report(
-            "label",
-            from + (to - from) * done as f64 / rows as f64,
-            Some(json!({ "labelled": done, "states": rows })),
-        );
-    }
-    Ok((actions, expected / rows.max(1) as f64))
-}
-
-fn fit_on(
-    policy: &mut PolicyModel,
-    states: &[f32],
-    actions: &[Action],
-    config: &plasma_world_model::FitConfig,
-) -> Result<plasma_world_model::FitReport> {
-    let (d, c) = labels_of(actions)?;
-    let labels = if d.is_empty() {
-        Labels::Continuous(&c)
-    } else {
-        Labels::Discrete(&d)
-    };
-    Ok(policy.fit(states, labels, config)?)
-}
-
-/// Policy-driven phantom paths from real starts (evaluation, audit, DAgger).
+/// Policy-driven phantom paths from real starts (evaluation and audit).
 fn policy_paths(
     model: &dyn WorldModel,
     policy: &PolicyModel,
@@ -450,35 +386,6 @@ fn policy_paths(
     Ok(model
         .rollout(start, Driver::Policy(&mut driver), horizon, &options)?
         .to_host()?)
-}
-
-/// Imagined states of the approved paths, while each path is likely alive.
-fn approved_states(
-    host: &HostTrajectory,
-    audit: &PathAudit,
-    obs_dim: usize,
-    cap: usize,
-) -> Vec<f32> {
-    let mut out = vec![];
-    for p in audit.approved_indices() {
-        for t in 0..host.horizon {
-            if out.len() / obs_dim >= cap {
-                return out;
-            }
-            if host
-                .continue_probs
-                .get(p * host.horizon + t)
-                .is_some_and(|&c| c < 0.5)
-            {
-                break;
-            }
-            let at = (p * host.horizon + t) * obs_dim;
-            if let Some(row) = host.obs.get(at..at + obs_dim) {
-                out.extend_from_slice(row);
-            }
-        }
-    }
-    out
 }
 
 /// The training job's compute: stored experience in, trained policy and figures out.
@@ -501,16 +408,9 @@ pub fn train_policy(
     })
 }
 
-/// Planner → policy distillation on the fitted model.
-///
-/// DISTILL: this body is where `plasma_world_model::distill` plugs in. Today it is one
-/// labelling pass over real states, a supervised fit, and `phantom_rounds`
-/// DAgger-in-imagination rounds (policy-driven phantom paths → audit mask → planner labels
-/// → refit). With `distill` it becomes: build `DistillConfig::for_env(&exp.spec.name)`
-/// with the settings and `params` below, call `distill(model, &mut planner, &starts,
-/// policy, &config, &mut |p| { progress.report("distill", …, json!(p)); if
-/// progress.cancelled() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) } })`,
-/// then keep the evaluation and audit at the end of this function.
+/// Planner → policy distillation on the fitted model: `plasma_world_model::distill`
+/// (DAgger in imagination, audited paths only), then an evaluation and audit of the
+/// distilled policy on fresh phantom paths.
 fn distil_policy(
     fitted: &FittedModel,
     exp: &Experience,
@@ -522,22 +422,12 @@ fn distil_policy(
     let obs_dim = exp.spec.observation_space.dim();
     let device = model.device().clone();
     let mut planner = Cem::new(settings.planner.clone())?;
-    let label_count = params.label_states.clamp(1, settings.label_states);
-    let mut states = real_states(exp, label_count);
-    let (mut actions, planner_return) = label(
-        model,
-        &mut planner,
-        &states,
-        obs_dim,
-        settings.label_chunk,
-        progress,
-        (0.3, 0.6),
-    )?;
-
-    let mut policy = match &params.target {
+    // Start states: the real observations (spread evenly, at most 4096 of them).
+    let starts = real_states(exp, exp.transitions.len().min(4096));
+    let policy = match &params.target {
         PolicyTarget::Base => PolicyModel::for_space(
             settings.policy.clone(),
-            &states,
+            &starts,
             obs_dim,
             &exp.spec.action_space,
             &device,
@@ -549,65 +439,54 @@ fn distil_policy(
             ..LoraConfig::default()
         })?,
     };
-    let mut fit_config = settings.policy_fit.clone();
-    fit_config.learning_rate = params.learning_rate;
-    check_cancel(progress)?;
-    let mut fit = fit_on(&mut policy, &states, &actions, &fit_config)?;
-    progress.report(
-        "fit_policy",
-        0.75,
-        Some(json!({ "loss": fit.final_loss, "accuracy": fit.accuracy, "mean_abs_error": fit.mean_abs_error })),
-    );
-
     let calibration = Calibration::fit(
         model,
         &fitted.train,
         &fitted.holdout,
         &AuditConfig::default(),
     )?;
-    let eval_starts = real_states(exp, settings.max_trajectories.min(64));
-    let rounds = if params.use_phantom_paths {
-        settings.phantom_rounds
-    } else {
-        0
-    };
-    let mut rejected_paths = 0;
-    for round in 0..rounds {
-        check_cancel(progress)?;
-        let host = policy_paths(
-            model,
-            &policy,
-            &eval_starts,
-            obs_dim,
-            settings.phantom_horizon,
-        )?;
-        let audit = audit_paths(&calibration, &host)?;
-        rejected_paths += audit.approved.iter().filter(|a| !**a).count();
-        let imagined = approved_states(&host, &audit, obs_dim, label_count);
-        if imagined.is_empty() {
-            break;
-        }
-        let (more, _) = label(
+    let mut config = settings.distill.clone();
+    let labels = params.label_states.max(1);
+    config.initial_labels = config.initial_labels.min(labels);
+    config.labels_per_round = config.labels_per_round.min(labels);
+    if !params.use_phantom_paths {
+        config.iterations = 0;
+    }
+    config.fit.learning_rate = params.learning_rate;
+    let rounds = config.iterations + 1;
+    check_cancel(progress)?;
+    progress.report(
+        "distill",
+        0.3,
+        Some(json!({ "rounds": rounds, "initial_labels": config.initial_labels })),
+    );
+    let (policy, report) = {
+        let mut on_round = |p: &DistillProgress| {
+            progress.report(
+                "distill",
+                0.3 + 0.6 * (p.iteration + 1) as f64 / rounds as f64,
+                serde_json::to_value(p).ok(),
+            );
+            if progress.cancelled() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
+        distill(
             model,
             &mut planner,
-            &imagined,
-            obs_dim,
-            settings.label_chunk,
-            progress,
-            (0.75, 0.85),
-        )?;
-        states.extend_from_slice(&imagined);
-        actions.extend(more);
-        fit = fit_on(&mut policy, &states, &actions, &fit_config)?;
-        progress.report(
-            "phantom_round",
-            0.85 + 0.05 * (round + 1) as f64 / rounds as f64,
-            Some(json!({ "round": round + 1, "labels": actions.len(), "loss": fit.final_loss, "rejected_paths": rejected_paths })),
-        );
-    }
+            &starts,
+            policy,
+            &config,
+            Some(&calibration),
+            &mut on_round,
+        )?
+    };
 
     check_cancel(progress)?;
     progress.report("audit", 0.9, None);
+    let eval_starts = real_states(exp, settings.max_trajectories.min(64));
     let host = policy_paths(
         model,
         &policy,
@@ -617,27 +496,30 @@ fn distil_policy(
     )?;
     let audit = audit_paths(&calibration, &host)?;
     progress.audit(audit_json(&audit));
+    let last = report.rounds.last();
+    let fit = report.last_fit.as_ref();
     let metrics = json!({
         "mode": match params.target { PolicyTarget::Base => "base", PolicyTarget::Adapter { .. } => "adapter" },
-        "labels": actions.len(),
-        "real_states": label_count,
-        "phantom_rounds": rounds,
-        "rejected_paths": rejected_paths,
-        "planner_expected_return": planner_return,
+        "labels": last.map(|r| r.labels),
+        "rounds": report.rounds.len(),
+        "rejected_paths": report.rounds.iter().map(|r| r.rejected_paths).sum::<usize>(),
         "imagined_return": summary(&host.returns),
         "imagined_survival": mean(&survival(&host)),
-        "policy_fit": {
-            "samples": fit.samples,
-            "epochs": fit.epochs,
-            "initial_loss": fit.initial_loss,
-            "final_loss": fit.final_loss,
-            "accuracy": fit.accuracy,
-            "mean_abs_error": fit.mean_abs_error,
+        "policy_fit": fit.map(|f| json!({
+            "samples": f.samples,
+            "epochs": f.epochs,
+            "initial_loss": f.initial_loss,
+            "final_loss": f.final_loss,
+            "accuracy": f.accuracy,
+            "mean_abs_error": f.mean_abs_error,
             "learning_rate": params.learning_rate,
-        },
+        })),
         "trainable_params": policy.trainable_params(),
         "audit": audit_json(&audit),
-        "distill": Value::Null,
+        "distill": {
+            "rounds": report.rounds,
+            "seconds": report.seconds,
+        },
     });
     Ok((policy, metrics, audit))
 }
@@ -820,9 +702,4 @@ pub fn compile_adapter(
         signer,
         level,
     )?)
-}
-
-/// Figures of a verdict by name, for JSON.
-pub fn verdict_figures(v: &Verdict) -> BTreeMap<String, f64> {
-    v.figures.clone()
 }
