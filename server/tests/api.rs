@@ -532,10 +532,10 @@ async fn experience_to_verified_base_and_adapter_packets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_queue_boundedly_and_cancel() {
-    let s = TestServer::start("").await;
+    let s = TestServer::start(SLOW_PLANNER).await;
     upload_cartpole(&s, "a", 60).await;
     // A long simulation holds the one compute slot.
-    let long = json!({ "agent_id": "a", "task_description": "CartPole-v1", "num_trajectories": 8, "horizon": 1000 });
+    let long = json!({ "agent_id": "a", "task_description": "CartPole-v1", "num_trajectories": 32, "horizon": 1000 });
     let (st, first) = s.post("/simulate", &long).await;
     assert_eq!(st, 202, "{first}");
     let first = first["simulation_id"].as_str().unwrap().to_owned();

@@ -65,6 +65,18 @@ compression_level = 3
 filter = "warn"
 "#;
 
+/// Laid over [`TINY`]: a planner slow enough (seconds for a 1000-step simulation of 32
+/// paths) that a test can act while such a job runs.
+pub const SLOW_PLANNER: &str =
+    "[compute]\nmax_trajectories = 32\n[compute.planner]\npopulation = 64\nhorizon = 8\n";
+
+/// [`TINY`] with [`SLOW_PLANNER`]'s values, as one file.
+pub fn slow_tiny() -> String {
+    TINY.replace("max_trajectories = 8", "max_trajectories = 32")
+        .replace("population = 16", "population = 64")
+        .replace("horizon = 4\n", "horizon = 8\n")
+}
+
 pub fn tiny_config(data_dir: &Path, extra: &str) -> Config {
     let mut c = Config::from_layers(&[("tiny", TINY), ("extra", extra)]).unwrap();
     c.storage.data_dir = data_dir.to_owned();
