@@ -53,9 +53,14 @@ struct Args {
     /// DAgger rounds after the first.
     #[arg(long)]
     iterations: Option<usize>,
-    /// Physics change for the adaptation experiment, `name=value` (repeatable).
+    /// A physics change to adapt to, `name=value[,name=value…]`; repeat the flag for
+    /// several experiments on the same base.
+    #[arg(long, value_parser = parse_changes)]
+    change: Vec<Vec<(String, f64)>>,
+    /// Physics changes under which to evaluate the base packet only, `name=value`
+    /// (repeatable; each evaluated alone) — to find changes that hurt it.
     #[arg(long, value_parser = parse_change)]
-    change: Vec<(String, f64)>,
+    probe: Vec<(String, f64)>,
     /// Real steps of the changed system the adapter may use.
     #[arg(long, default_value_t = 1000)]
     adapt_steps: usize,
@@ -74,6 +79,10 @@ fn parse_change(s: &str) -> std::result::Result<(String, f64), String> {
     let (k, v) = s.split_once('=').ok_or("expected name=value")?;
     let v: f64 = v.parse().map_err(|e| format!("{v}: {e}"))?;
     Ok((k.to_owned(), v))
+}
+
+fn parse_changes(s: &str) -> std::result::Result<Vec<(String, f64)>, String> {
+    s.split(',').map(parse_change).collect()
 }
 
 fn log(line: &str) {
@@ -233,6 +242,82 @@ fn base_from_scratch(
     Ok((learned, policy, packet.bytes, mean))
 }
 
+/// One adaptation experiment: the base packet on the changed system, an adapter from
+/// `--adapt-steps` real steps of it, and (unless skipped) a policy from scratch.
+#[allow(clippy::too_many_arguments)]
+fn adapt(
+    args: &Args,
+    config: &MpcConfig,
+    settings: &DistillConfig,
+    signer: &PacketSigner,
+    change: &[(String, f64)],
+    model: Box<dyn WorldModel>,
+    policy: &PolicyModel,
+    base_bytes: &[u8],
+    base_return: f64,
+) -> Result<()> {
+    let mut changed = config.clone();
+    changed.physics = change.to_vec();
+    let runtime = EdgeRuntime::load(
+        base_bytes,
+        Verifier::pinned(signer.public_key()),
+        Kernel::default(),
+    )?;
+    let base_on_changed = evaluate(&runtime, &args.env, &changed.physics(), args.episodes)?;
+    println!(
+        "changed physics {change:?}: the base packet averages {base_on_changed:.1} (default \
+         physics: {base_return:.1}, a {:.0}% loss)",
+        100.0 * (base_return - base_on_changed) / base_return.abs()
+    );
+    let mut adapt = changed.clone();
+    adapt.max_real_steps = args.adapt_steps;
+    adapt.random_steps = 0;
+    adapt.refit_every = (args.adapt_steps / 4).max(1);
+    let mut adapted = learn(&adapt, Some(model), &mut |l| log(l))?;
+    let lora = policy.with_lora(&LoraConfig {
+        rank: args.rank,
+        alpha: args.alpha,
+        seed: args.seed,
+        ..LoraConfig::default()
+    })?;
+    let base_digest = runtime.loaded().base;
+    let lora = distil(&mut adapted, &adapt, lora, settings)?;
+    let adapter = lora.adapter_packet(base_digest, provenance(&args.env, "adapter"), signer, 19)?;
+    runtime
+        .apply_adapter(&adapter.bytes)
+        .context("the edge runtime refused the adapter packet")?;
+    let adapted_return = evaluate(&runtime, &args.env, &changed.physics(), args.episodes)?;
+    println!(
+        "changed physics {change:?}: adapter packet ({} bytes, rank {}, {} real steps of the \
+         changed system) averages {adapted_return:.1}",
+        adapter.bytes.len(),
+        args.rank,
+        adapted.report.real_steps
+    );
+    if args.no_scratch {
+        return Ok(());
+    }
+    let (_, _, scratch_bytes, scratch_return) =
+        base_from_scratch(&changed, settings, signer, args.episodes)?;
+    if scratch_return.abs() <= f64::EPSILON {
+        bail!("the from-scratch policy's return is 0");
+    }
+    // Positive returns: the ratio; negative ones (Pendulum's costs): the inverse ratio.
+    let recovered = if scratch_return > 0.0 {
+        adapted_return / scratch_return
+    } else {
+        scratch_return / adapted_return
+    };
+    println!(
+        "changed physics {change:?}: from scratch ({} bytes, {} real steps) averages \
+         {scratch_return:.1}; the adapter recovers {:.1}% of it",
+        scratch_bytes.len(),
+        changed.max_real_steps,
+        100.0 * recovered
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let started = Instant::now();
@@ -255,74 +340,45 @@ fn main() -> Result<()> {
         args.episodes,
         learned.report.real_steps
     );
+    if !args.probe.is_empty() {
+        let runtime = EdgeRuntime::load(
+            &base_bytes,
+            Verifier::pinned(signer.public_key()),
+            Kernel::default(),
+        )?;
+        for (name, value) in &args.probe {
+            let physics: Physics = [(name.clone(), *value)].into_iter().collect();
+            let r = evaluate(&runtime, &args.env, &physics, args.episodes)?;
+            println!(
+                "probe {name}={value}: the base packet averages {r:.1} ({:+.0}%)",
+                100.0 * (r - base_return) / base_return.abs()
+            );
+        }
+    }
     if args.change.is_empty() {
         println!("total time {:.1} s", started.elapsed().as_secs_f64());
         return Ok(());
     }
 
-    // Adaptation to a changed system.
-    let mut changed = config.clone();
-    changed.physics = args.change.clone();
-    let runtime = EdgeRuntime::load(
-        &base_bytes,
-        Verifier::pinned(signer.public_key()),
-        Kernel::default(),
-    )?;
-    let base_on_changed = evaluate(&runtime, &args.env, &changed.physics(), args.episodes)?;
-    println!(
-        "changed physics {:?}: the base packet averages {base_on_changed:.1} (default physics: \
-         {base_return:.1}, a {:.0}% loss)",
-        args.change,
-        100.0 * (base_return - base_on_changed) / base_return.abs()
-    );
-    let mut adapt = changed.clone();
-    adapt.max_real_steps = args.adapt_steps;
-    adapt.random_steps = 0;
-    adapt.refit_every = (args.adapt_steps / 4).max(1);
-    let mut adapted = learn(&adapt, Some(learned.agent.model), &mut |l| log(l))?;
-    let lora = policy.with_lora(&LoraConfig {
-        rank: args.rank,
-        alpha: args.alpha,
-        seed: args.seed,
-        ..LoraConfig::default()
-    })?;
-    let base_digest = runtime.loaded().base;
-    let lora = distil(&mut adapted, &adapt, lora, &settings)?;
-    let adapter =
-        lora.adapter_packet(base_digest, provenance(&args.env, "adapter"), &signer, 19)?;
-    runtime
-        .apply_adapter(&adapter.bytes)
-        .context("the edge runtime refused the adapter packet")?;
-    let adapted_return = evaluate(&runtime, &args.env, &changed.physics(), args.episodes)?;
-    println!(
-        "adapter packet ({} bytes, rank {}, {} real steps of the changed system): averages \
-         {adapted_return:.1}",
-        adapter.bytes.len(),
-        args.rank,
-        adapted.report.real_steps
-    );
-    if !args.no_scratch {
-        let (_, _, scratch_bytes, scratch_return) =
-            base_from_scratch(&changed, &settings, &signer, args.episodes)?;
-        let recovered = if scratch_return.abs() > f64::EPSILON {
-            // Returns may be negative (Pendulum): compare distances from the worst case via
-            // the ratio of returns for positive tasks, the inverse ratio for costs.
-            if scratch_return > 0.0 {
-                adapted_return / scratch_return
-            } else {
-                scratch_return / adapted_return
-            }
-        } else {
-            bail!("the from-scratch policy's return is 0");
-        };
-        println!(
-            "from scratch on the changed system ({} bytes, {} real steps): averages \
-             {scratch_return:.1}; the adapter recovers {:.1}% of it",
-            scratch_bytes.len(),
-            changed.max_real_steps,
-            100.0 * recovered
-        );
+    // Adaptation: every `--change` is one experiment on top of the same base, whose model
+    // is kept on disk so that each starts from it.
+    let dir = std::env::temp_dir().join(format!("plasma-distill-{}", std::process::id()));
+    learned.agent.model.save(&dir)?;
+    for change in &args.change {
+        let model = plasma_world_model::registry::load(&dir, learned.agent.model.device())?;
+        adapt(
+            &args,
+            &config,
+            &settings,
+            &signer,
+            change,
+            model,
+            &policy,
+            &base_bytes,
+            base_return,
+        )?;
     }
+    let _ = std::fs::remove_dir_all(&dir);
     println!("total time {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }

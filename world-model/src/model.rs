@@ -54,6 +54,11 @@ pub struct ModelState {
     /// 1 where the state lies in the region the model knows from data, 0 where it does not
     /// (the path is then halted), `[P]`; none if the family does not track its support.
     pub in_support: Option<Tensor<1>>,
+    /// Per-path bounds `[P, latent_dim]` of the known region, for families that halt paths
+    /// leaving it: the data's support widened to contain each path's start, so that a path
+    /// starting outside it is halted only if it goes further out (an agent that finds
+    /// itself beyond its data is not left indifferent between all plans).
+    pub support_bounds: Option<(Tensor<2>, Tensor<2>)>,
     /// Steps taken since encoding.
     pub step: usize,
 }

@@ -284,12 +284,19 @@ impl WorldModel for Ensemble {
                 format!("[{p}, {d}]"),
             ));
         }
+        let support_bounds = self.device_norm.support.as_ref().map(|(lo, hi)| {
+            (
+                lo.clone().expand([p, d]).min_pair(obs.clone()),
+                hi.clone().expand([p, d]).max_pair(obs.clone()),
+            )
+        });
         Ok(ModelState {
             latent: obs,
             reward: None,
             continue_prob: None,
             uncertainty: None,
             in_support: None,
+            support_bounds,
             step: 0,
         })
     }
@@ -345,9 +352,14 @@ impl WorldModel for Ensemble {
             .mul_scalar(n.reward_std)
             .add_scalar(n.reward_mean);
         let latent = state.latent.clone() + delta;
-        let in_support = n.support.as_ref().map(|(lo, hi)| {
-            let above = latent.clone().greater_equal(lo.clone().expand([p, d]));
-            let below = latent.clone().lower_equal(hi.clone().expand([p, d]));
+        let bounds = match (&state.support_bounds, &n.support) {
+            (Some((lo, hi)), _) => Some((lo.clone(), hi.clone())),
+            (None, Some((lo, hi))) => Some((lo.clone().expand([p, d]), hi.clone().expand([p, d]))),
+            (None, None) => None,
+        };
+        let in_support = bounds.as_ref().map(|(lo, hi)| {
+            let above = latent.clone().greater_equal(lo.clone());
+            let below = latent.clone().lower_equal(hi.clone());
             (above.float() * below.float()).min_dim(1).reshape([p])
         });
         Ok(ModelState {
@@ -356,6 +368,7 @@ impl WorldModel for Ensemble {
             continue_prob: Some(sigmoid(term.neg())),
             uncertainty,
             in_support,
+            support_bounds: bounds,
             step: state.step + 1,
         })
     }

@@ -505,3 +505,34 @@ fn input_clamp_extrapolates_as_a_constant() {
         .is_err()
     );
 }
+
+/// A path that starts beyond the data's support is halted only if it goes further out:
+/// moving back towards the data keeps it alive, so a planner there still prefers returning.
+#[test]
+fn a_path_starting_outside_the_support_is_halted_only_going_further_out() {
+    let model = trained_toy();
+    let device = Device::flex();
+    // s₀ = −1.6 is beyond the widened support (about ±1.32).
+    let horizon = 4;
+    let run = |action: i64| {
+        let start = start_states(&[-1.6, 0.0], 2, &device).unwrap();
+        let actions = ActionSequences::Discrete(Tensor::<2, Int>::from_data(
+            TensorData::new(vec![action; horizon], [1, horizon]),
+            &device,
+        ));
+        model
+            .rollout(
+                start,
+                Driver::Actions(&actions),
+                horizon,
+                &RolloutOptions::default(),
+            )
+            .unwrap()
+            .to_host()
+            .unwrap()
+    };
+    let back = run(1);
+    assert_eq!(back.in_support, vec![1.0; horizon], "{:?}", back.obs);
+    let further = run(0);
+    assert_eq!(further.in_support, vec![0.0; horizon], "{:?}", further.obs);
+}

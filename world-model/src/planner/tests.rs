@@ -67,6 +67,7 @@ impl WorldModel for Track {
             continue_prob: None,
             uncertainty: None,
             in_support: None,
+            support_bounds: None,
             step: 0,
         })
     }
@@ -96,6 +97,7 @@ impl WorldModel for Track {
             continue_prob: None,
             uncertainty: None,
             in_support: None,
+            support_bounds: None,
             step: state.step + 1,
         })
     }
