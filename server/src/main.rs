@@ -32,10 +32,42 @@ struct Args {
     /// Print the merged configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
+    /// Probe `GET /health` of a running server at HOST:PORT and exit 0 if it answers 200
+    /// (the container's HEALTHCHECK; needs no curl).
+    #[arg(long, value_name = "HOST:PORT")]
+    check_health: Option<String>,
+}
+
+/// `GET /health` over a plain TCP connection, with a 3-second limit.
+fn check_health(addr: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    use std::time::Duration;
+    let target = addr
+        .to_socket_addrs()?
+        .next()
+        .context("address resolves to nothing")?;
+    let mut stream = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(3))?;
+    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    write!(
+        stream,
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head)?;
+    anyhow::ensure!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "unhealthy: {}",
+        String::from_utf8_lossy(&head)
+    );
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(addr) = &args.check_health {
+        return check_health(addr);
+    }
     let overrides = Overrides {
         host: args.host,
         port: args.port,

@@ -114,54 +114,57 @@ async fn session(st: Arc<AppState>, client_id: String, mut socket: WebSocket) {
             }
         }
     }
-    while ok {
-        tokio::select! {
-            msg = socket.recv() => match msg {
-                Some(Ok(Message::Text(text))) => {
-                    let reply = answer(&st, text.as_str());
-                    if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
-                        break;
+    // `ok` is false when the replay failed.
+    if ok {
+        loop {
+            tokio::select! {
+                msg = socket.recv() => match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        let reply = answer(&st, text.as_str());
+                        if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                            break;
+                        }
                     }
+                    Some(Ok(Message::Binary(_))) => {
+                        let reply = json!({ "type": "error", "error": { "code": "binary_not_supported", "message": "send JSON text messages" } });
+                        if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => {} // ping / pong frames: answered by the library
+                },
+                ev = events.recv() => match ev {
+                    Ok(ev) => {
+                        if ev.agent_id != client_id {
+                            continue;
+                        }
+                        let last = sent.entry(ev.job_id.clone()).or_insert(0);
+                        if ev.seq <= *last {
+                            continue;
+                        }
+                        *last = ev.seq;
+                        if socket.send(event_message(&ev)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        let note = json!({ "type": "lagged", "missed_events": n, "message": "events were dropped for this slow connection; poll GET /jobs/{id} for the current state" });
+                        if socket.send(Message::Text(note.to_string().into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(RecvError::Closed) => break,
+                },
+                _ = shutdown.changed() => {
+                    let _ = socket
+                        .send(Message::Close(Some(CloseFrame {
+                            code: 1001,
+                            reason: "server shutting down".into(),
+                        })))
+                        .await;
+                    break;
                 }
-                Some(Ok(Message::Binary(_))) => {
-                    let reply = json!({ "type": "error", "error": { "code": "binary_not_supported", "message": "send JSON text messages" } });
-                    if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {} // ping / pong frames: answered by the library
-            },
-            ev = events.recv() => match ev {
-                Ok(ev) => {
-                    if ev.agent_id != client_id {
-                        continue;
-                    }
-                    let last = sent.entry(ev.job_id.clone()).or_insert(0);
-                    if ev.seq <= *last {
-                        continue;
-                    }
-                    *last = ev.seq;
-                    if socket.send(event_message(&ev)).await.is_err() {
-                        break;
-                    }
-                }
-                Err(RecvError::Lagged(n)) => {
-                    let note = json!({ "type": "lagged", "missed_events": n, "message": "events were dropped for this slow connection; poll GET /jobs/{id} for the current state" });
-                    if socket.send(Message::Text(note.to_string().into())).await.is_err() {
-                        break;
-                    }
-                }
-                Err(RecvError::Closed) => break,
-            },
-            _ = shutdown.changed() => {
-                let _ = socket
-                    .send(Message::Close(Some(CloseFrame {
-                        code: 1001,
-                        reason: "server shutting down".into(),
-                    })))
-                    .await;
-                break;
             }
         }
     }

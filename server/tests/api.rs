@@ -461,7 +461,7 @@ async fn experience_to_verified_base_and_adapter_packets() {
     assert_eq!(r.headers()["content-type"], "application/octet-stream");
     let bytes = r.bytes().await.unwrap();
     assert_eq!(bytes.len() as u64, c["packet_size"].as_u64().unwrap());
-    let verified = Packet::decode(&bytes, &Verifier::pinned(key.clone())).unwrap();
+    let verified = Packet::decode(&bytes, &Verifier::pinned(key)).unwrap();
     assert_eq!(verified.digest.to_hex(), base_packet);
     assert_eq!(verified.packet.provenance.training_run, base_id);
     // By agent id: the latest packet.
@@ -507,7 +507,7 @@ async fn experience_to_verified_base_and_adapter_packets() {
         .bytes()
         .await
         .unwrap();
-    let verified = Packet::decode(&bytes, &Verifier::pinned(key.clone())).unwrap();
+    let verified = Packet::decode(&bytes, &Verifier::pinned(key)).unwrap();
     match verified.packet.content {
         PacketContent::Adapter { base_digest, .. } => {
             assert_eq!(base_digest.to_hex(), adapter_base)
