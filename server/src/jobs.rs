@@ -181,8 +181,8 @@ impl Jobs {
         self.live.lock().map(|l| l.len()).unwrap_or(0)
     }
 
-    /// Accepts a job: stores it as queued and runs `work` when a slot frees. 429 when the
-    /// queue is full, 503 while shutting down.
+    /// Accepts a job: stores it as queued and runs `work` when a compute slot frees
+    /// (compilations run at once). 429 when the queue is full, 503 while shutting down.
     pub fn submit(
         self: &Arc<Self>,
         kind: JobKind,
@@ -194,10 +194,14 @@ impl Jobs {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(ApiError::Unavailable("the server is shutting down".into()));
         }
+        // Compilation is light (quantize, sign, write a few KiB): it neither waits for a
+        // compute slot nor counts against the queue, so a compile request is never stuck
+        // behind a long training run.
+        let light = kind == JobKind::Compilation;
         let taken = self
             .in_flight
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < self.capacity).then_some(n + 1)
+                (light || n < self.capacity).then_some(n + 1)
             });
         if taken.is_err() {
             self.metrics.job_rejected(kind);
@@ -243,7 +247,11 @@ impl Jobs {
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let jobs = self.clone();
         tokio::spawn(async move {
-            let permit = jobs.permits.clone().acquire_owned().await;
+            let permit = if light {
+                Ok(None)
+            } else {
+                jobs.permits.clone().acquire_owned().await.map(Some)
+            };
             let final_record = match permit {
                 Ok(permit) => {
                     let r = jobs.clone().run(live.clone(), work).await;

@@ -22,15 +22,6 @@ async fn graceful_shutdown_keeps_everything_and_interrupts_running_jobs() {
     assert_eq!(st, 202, "{tr}");
     let train_id = tr["training_id"].as_str().unwrap().to_owned();
     assert_eq!(s.wait_job(&train_id, 120).await["status"], "complete");
-    let (st, c) = s
-        .post(
-            "/instruction-packet/compile",
-            &json!({ "agent_id": "robot-1", "force": true }),
-        )
-        .await;
-    assert_eq!(st, 200, "{c}");
-    let packet = c["packet_id"].as_str().unwrap().to_owned();
-    let key = s.get("/signing-key").await.1["public_key"].clone();
 
     // A long simulation is running when the server stops.
     let long = json!({ "agent_id": "robot-1", "task_description": "CartPole-v1", "num_trajectories": 32, "horizon": 1000 });
@@ -43,6 +34,20 @@ async fn graceful_shutdown_keeps_everything_and_interrupts_running_jobs() {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    // Compilation does not wait behind the running simulation for the compute slot.
+    let (st, c) = s
+        .post(
+            "/instruction-packet/compile",
+            &json!({ "agent_id": "robot-1", "force": true }),
+        )
+        .await;
+    assert_eq!(st, 200, "{c}");
+    assert_eq!(
+        s.get(&format!("/jobs/{sim_id}")).await.1["status"],
+        "running"
+    );
+    let packet = c["packet_id"].as_str().unwrap().to_owned();
+    let key = s.get("/signing-key").await.1["public_key"].clone();
     let dir = s.stop().await;
 
     let s = TestServer::start_in(dir, SLOW_PLANNER).await;
