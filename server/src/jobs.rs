@@ -146,11 +146,18 @@ impl Jobs {
     /// Asks a queued or running job to stop; `false` if it is not live here.
     pub fn cancel(&self, id: &str) -> bool {
         match self.live.lock().ok().and_then(|l| l.get(id).cloned()) {
-            Some(live) => {
+            // A job that has just ended may still be listed as live for a moment; its
+            // record already says so, and cancelling it is then a conflict.
+            Some(live)
+                if !live
+                    .state
+                    .lock()
+                    .is_ok_and(|s| s.record.status.is_terminal()) =>
+            {
                 live.cancel.store(true, Ordering::SeqCst);
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 

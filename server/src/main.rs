@@ -97,11 +97,14 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("tokio runtime")?;
-    runtime.block_on(async {
+    let served: anyhow::Result<()> = runtime.block_on(async {
         let server = plasma_server::start(config).await.context("start")?;
         // One line on stdout for scripts and tests that start the binary on port 0.
         println!("plasma-server listening on http://{}", server.local_addr());
         server.run_until_signal().await;
         Ok(())
-    })
+    });
+    // Job state is persisted by then; do not wait on idle blocking threads.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
 }

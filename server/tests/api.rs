@@ -674,3 +674,62 @@ async fn registered_tasks_take_experience() {
     assert_eq!(tasks.as_array().unwrap().len(), 1);
     s.stop().await;
 }
+
+/// The Python prototype's client: its exact payloads (defaults spelled out as it sends
+/// them, no token, no `mode`), its response fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_prototype_payloads_work_as_they_are() {
+    let s = TestServer::start("").await;
+    upload_cartpole(&s, "agent_001", 100).await;
+    let (st, sim) = s
+        .post(
+            "/simulate",
+            &json!({ "agent_id": "agent_001", "task_description": "CartPole-v1", "num_trajectories": 10, "adversarial_audit": true }),
+        )
+        .await;
+    assert_eq!(st, 202, "{sim}");
+    for field in ["simulation_id", "status", "message"] {
+        assert!(sim[field].is_string(), "{field}: {sim}");
+    }
+    let id = sim["simulation_id"].as_str().unwrap();
+    s.wait_job(id, 120).await;
+    let (_, view) = s.get(&format!("/simulate/{id}")).await;
+    assert_eq!(view["status"], "complete", "{view}");
+
+    let (st, tr) = s
+        .post(
+            "/train",
+            &json!({ "agent_id": "agent_001", "task_name": "CartPole-v1", "num_simulations": 1000, "lora_rank": 8, "learning_rate": 0.0001, "use_phantom_paths": true }),
+        )
+        .await;
+    assert_eq!(st, 202, "{tr}");
+    assert!(tr["status"].is_string());
+    let id = tr["training_id"].as_str().unwrap().to_owned();
+    assert_eq!(s.wait_job(&id, 120).await["status"], "complete");
+    let (_, hist) = s.get("/train/history/agent_001").await;
+    assert_eq!(hist["history"].as_array().unwrap().len(), 1);
+
+    let (st, c) = s
+        .post(
+            "/instruction-packet/compile",
+            &json!({ "agent_id": "agent_001", "trained_lora_path": id, "target_device": "edge" }),
+        )
+        .await;
+    assert_eq!(st, 200, "{c}");
+    assert_eq!(c["status"], "compiled");
+    assert_eq!(c["agent_id"], "agent_001");
+    assert!(c["packet_size"].as_u64().unwrap() > 0);
+    assert!(c["message"].is_string());
+    let r = s
+        .http
+        .get(s.url("/instruction-packet/download/agent_001"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.bytes().await.unwrap().len() as u64,
+        c["packet_size"].as_u64().unwrap()
+    );
+    s.stop().await;
+}
