@@ -3,22 +3,37 @@
 //! Everything an agent, the server and an environment must agree on lives here, so that
 //! the three can never drift apart: the shape of a task ([`TaskSpec`], [`Space`]), what an
 //! agent does ([`Action`], [`ActionRef`]) and what it reports back ([`Transition`],
-//! [`ExperienceBatch`]). The crate depends on serde-level crates only, so that small edge
-//! devices can use it.
+//! [`ExperienceBatch`]), and the server's API: requests and answers of its endpoints
+//! ([`TrainRequest`], [`CompileResponse`], …), jobs and their events ([`JobRecord`],
+//! [`JobEvent`]) and error bodies ([`ErrorBody`]). The crate depends on serde-level crates
+//! only, so that small edge devices can use it; the `openapi` feature derives utoipa
+//! schemas for the server's OpenAPI document.
 //!
 //! All types round-trip through JSON with serde. Values that JSON cannot hold (infinite
 //! bounds of a box space) are written as the strings `"inf"` and `"-inf"`.
 
 mod action;
+mod api;
+mod error_body;
 mod experience;
 mod ident;
+mod jobs;
+mod records;
 mod space;
 mod task;
+pub mod wire;
 
 pub use action::{Action, ActionError, ActionRef};
+pub use api::{
+    CompileRequest, CompileResponse, ExperienceAccepted, Health, SigningKey, SimulateAccepted,
+    SimulateRequest, Status, TrainAccepted, TrainHistory, TrainMode, TrainRequest,
+};
+pub use error_body::{ErrorBody, ErrorDetail};
 pub use experience::{
     ExperienceBatch, ExperienceError, MAX_BATCH_TRANSITIONS, ObsField, Transition,
 };
 pub use ident::{IdentifierError, MAX_IDENTIFIER_LEN, validate_identifier};
+pub use jobs::{EventKind, JobEvent, JobKind, JobRecord, JobStatus, JobStatusView, JobView};
+pub use records::{PacketRecord, PolicyKind, TaskRecord};
 pub use space::{MAX_SPACE_DIM, Space, SpaceError};
 pub use task::{TaskError, TaskSpec};

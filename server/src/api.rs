@@ -14,10 +14,16 @@ use axum::{Json, extract::rejection::BytesRejection};
 use plasma_packets::codec::Digest;
 use plasma_packets::model::Provenance;
 use plasma_protocol::{ExperienceBatch, TaskSpec, validate_identifier};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
+
+pub use plasma_protocol::{
+    CompileRequest, CompileResponse, ExperienceAccepted, Health, JobStatusView, JobView,
+    SigningKey, SimulateAccepted, SimulateRequest, Status, TrainAccepted, TrainHistory, TrainMode,
+    TrainRequest,
+};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
@@ -28,6 +34,7 @@ use crate::records::{
 };
 use crate::storage::Store;
 use crate::wire;
+use plasma_world_model::PolicyModel;
 
 /// A JSON body whose rejections are [`ApiError`]s: malformed JSON is 400 `invalid_json`,
 /// JSON of the wrong shape 422 `invalid_request`, a body over the limit 413, a non-JSON
@@ -91,21 +98,6 @@ async fn blocking<T: Send + 'static>(
 
 // ---------------------------------------------------------------- health and status
 
-/// `GET /health`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Health {
-    /// Always `healthy` while the process answers.
-    pub status: String,
-    /// Unix seconds.
-    pub timestamp: f64,
-    /// Whether a world model has been fitted (and checkpointed) for some task.
-    pub world_model_loaded: bool,
-    /// Simulations queued or running.
-    pub active_simulations: usize,
-    /// Server version.
-    pub version: String,
-}
-
 /// Liveness, in the Python prototype's shape.
 #[utoipa::path(get, path = "/health", responses((status = 200, body = Health)))]
 pub async fn health(State(st): State<Arc<AppState>>) -> Json<Health> {
@@ -128,33 +120,6 @@ pub async fn ready(State(st): State<Arc<AppState>>) -> Result<Json<Value>, ApiEr
             "not ready (starting or shutting down)".into(),
         ))
     }
-}
-
-/// `GET /status`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Status {
-    /// Server version.
-    pub version: String,
-    /// Compute device of jobs.
-    pub device: String,
-    /// Jobs waiting for a slot.
-    pub queue_depth: usize,
-    /// Jobs computing.
-    pub running_jobs: usize,
-    /// Compute slots.
-    pub max_concurrent_jobs: usize,
-    /// Waiting room beyond the slots.
-    pub queue_capacity: usize,
-    /// Tasks known.
-    pub tasks: usize,
-    /// Completed training runs (stored policies).
-    pub stored_models: usize,
-    /// Stored packets.
-    pub stored_packets: u64,
-    /// Whether requests need no token.
-    pub open_access: bool,
-    /// Seconds since start.
-    pub uptime_secs: f64,
 }
 
 /// Version, device, queue and storage figures.
@@ -205,15 +170,6 @@ pub async fn metrics(State(st): State<Arc<AppState>>) -> Result<Response, ApiErr
         text,
     )
         .into_response())
-}
-
-/// `GET /signing-key`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct SigningKey {
-    /// `ed25519`.
-    pub algorithm: String,
-    /// The 32-byte public key, hex: pin it in agents to verify packets.
-    pub public_key: String,
 }
 
 /// The packet-signing public key.
@@ -306,19 +262,6 @@ fn resolve_spec(store: &dyn Store, name: &str) -> Result<(TaskSpec, bool), ApiEr
     }
 }
 
-/// `POST /experience` answer.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ExperienceAccepted {
-    /// The task.
-    pub task_name: String,
-    /// The uploader.
-    pub agent_id: String,
-    /// Transitions accepted from this upload.
-    pub accepted: usize,
-    /// Transitions the task holds now.
-    pub total_transitions: u64,
-}
-
 /// Uploads real experience: a plasma-protocol `ExperienceBatch` as JSON, or its compact
 /// binary form (`Content-Type: application/x-plasma-experience`, see `wire.rs`).
 #[utoipa::path(post, path = "/experience",
@@ -375,16 +318,6 @@ pub async fn upload_experience(
 }
 
 // ---------------------------------------------------------------- jobs
-
-/// A job as answered by the job endpoints.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct JobView {
-    /// The job.
-    #[serde(flatten)]
-    pub job: JobRecord,
-    /// Its events (bounded: the first and the newest).
-    pub events: Vec<JobEvent>,
-}
 
 async fn load_job(st: &AppState, id: String) -> Result<(JobRecord, Vec<JobEvent>), ApiError> {
     if let Some(live) = st.jobs.live_job(&id) {
@@ -520,43 +453,6 @@ fn load_experience(
 
 // ---------------------------------------------------------------- simulate
 
-fn default_trajectories() -> usize {
-    10
-}
-
-fn default_true() -> bool {
-    true
-}
-
-/// `POST /simulate` (the Python prototype's shape).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct SimulateRequest {
-    /// The agent (its WebSocket client id receives the events).
-    pub agent_id: String,
-    /// A task the server knows (with uploaded experience).
-    pub task_description: String,
-    /// Phantom paths (capped by `compute.max_trajectories`).
-    #[serde(default = "default_trajectories")]
-    pub num_trajectories: usize,
-    /// Run the Judicial Auditor on the paths.
-    #[serde(default = "default_true")]
-    pub adversarial_audit: bool,
-    /// Steps per path (default `compute.simulate_horizon`, capped at 1000).
-    #[serde(default)]
-    pub horizon: Option<usize>,
-}
-
-/// `POST /simulate` answer.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct SimulateAccepted {
-    /// The simulation (a job id).
-    pub simulation_id: String,
-    /// `started`.
-    pub status: String,
-    /// A human line.
-    pub message: String,
-}
-
 /// Starts a phantom-path simulation → 202.
 #[utoipa::path(post, path = "/simulate", request_body = SimulateRequest,
     responses((status = 202, body = SimulateAccepted), (status = 404, body = ErrorBody),
@@ -619,39 +515,6 @@ pub async fn simulate(
     ))
 }
 
-/// `GET /simulate/{id}` and `GET /train/{id}`: a job in the prototype's shape.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct JobStatusView {
-    /// The simulation or training id.
-    pub id: String,
-    /// `queued`, `running`, `complete`, `failed`, `cancelled`, `interrupted`.
-    pub status: JobStatus,
-    /// 0 to 1.
-    pub progress: f64,
-    /// Current phase.
-    pub phase: Option<String>,
-    /// The agent.
-    pub agent_id: String,
-    /// The task.
-    pub task: String,
-    /// The result when complete.
-    #[schema(value_type = Object)]
-    pub result: Option<Value>,
-    /// The auditor's verdict, when one ran.
-    #[schema(value_type = Object)]
-    pub audit: Option<Value>,
-    /// The error message when failed.
-    pub error: Option<String>,
-    /// The error code when failed.
-    pub error_code: Option<String>,
-    /// Sequence number of the last event.
-    pub last_seq: u64,
-    /// Unix seconds.
-    pub created_at: f64,
-    /// Unix seconds.
-    pub finished_at: Option<f64>,
-}
-
 fn status_view(job: JobRecord, id_field: &str) -> Value {
     let audit = job.result.as_ref().and_then(|r| r.get("audit")).cloned();
     let view = JobStatusView {
@@ -698,63 +561,6 @@ pub async fn get_simulation(
 
 // ---------------------------------------------------------------- train
 
-/// What `POST /train` trains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TrainMode {
-    /// An adapter when the task has a base policy loaded, else a base policy.
-    #[default]
-    Auto,
-    /// A full base policy for the task.
-    Base,
-    /// A LoRA adapter on the task's base policy.
-    Adapter,
-}
-
-fn default_simulations() -> usize {
-    1000
-}
-
-/// `POST /train` (the Python prototype's shape plus `mode`).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct TrainRequest {
-    /// The agent.
-    pub agent_id: String,
-    /// The task (with uploaded experience).
-    pub task_name: String,
-    /// Caps the states the planner labels per distillation round (with
-    /// `compute.distill.initial_labels` / `labels_per_round`).
-    #[serde(default = "default_simulations")]
-    pub num_simulations: usize,
-    /// LoRA rank of an adapter (default `compute.lora_rank`).
-    #[serde(default)]
-    pub lora_rank: Option<usize>,
-    /// Learning rate of the policy fit (default `compute.distill.fit.learning_rate`).
-    #[serde(default)]
-    pub learning_rate: Option<f32>,
-    /// Run the DAgger rounds on audited phantom paths (false: real states only).
-    #[serde(default = "default_true")]
-    pub use_phantom_paths: bool,
-    /// Base, adapter, or auto.
-    #[serde(default)]
-    pub mode: TrainMode,
-}
-
-/// `POST /train` answer.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TrainAccepted {
-    /// The training run (a job id).
-    pub training_id: String,
-    /// `started`.
-    pub status: String,
-    /// `base` or `adapter`.
-    pub mode: PolicyKind,
-    /// For an adapter: the base training run.
-    pub base_training: Option<String>,
-    /// A human line.
-    pub message: String,
-}
-
 /// Starts training a base policy or a LoRA adapter → 202.
 #[utoipa::path(post, path = "/train", request_body = TrainRequest,
     responses((status = 202, body = TrainAccepted), (status = 404, body = ErrorBody),
@@ -788,29 +594,23 @@ pub async fn train(
         ));
     }
     let task = usable_task(&st, &req.task_name).await?;
-    let base = task.base_training.as_ref().and_then(|id| {
-        st.bases
-            .lock()
-            .ok()
-            .and_then(|b| b.get(id).cloned())
-            .map(|p| (id.clone(), p))
-    });
+    // The base an adapter trains on: the one the request names (e.g. the base of another
+    // task with the same spaces, for a changed condition), else the task's own.
+    let base_id = req.base_training.clone().or(task.base_training.clone());
+    let base = match (&req.mode, base_id) {
+        (TrainMode::Base, _) | (_, None) => None,
+        (_, Some(id)) => Some((id.clone(), base_policy(&st, &id, &task).await?)),
+    };
     let (kind, base) = match (req.mode, base) {
         (TrainMode::Base, _) | (TrainMode::Auto, None) => (PolicyKind::Base, None),
         (TrainMode::Adapter | TrainMode::Auto, Some(b)) => (PolicyKind::Adapter, Some(b)),
         (TrainMode::Adapter, None) => {
             return Err(ApiError::conflict(
                 "no_base_policy",
-                match &task.base_training {
-                    None => format!(
-                        "task {} has no base policy yet: train one first (mode \"base\")",
-                        task.name
-                    ),
-                    Some(id) => format!(
-                        "the base policy of task {} ({id}) was trained before this server started and cannot be reloaded for adapter training yet; train a new base (mode \"base\")",
-                        task.name
-                    ),
-                },
+                format!(
+                    "task {} has no base policy yet: train one first (mode \"base\") or name one (base_training)",
+                    task.name
+                ),
             ));
         }
     };
@@ -906,6 +706,68 @@ pub async fn train(
     ))
 }
 
+/// The base policy of training run `id`, from memory or reloaded from its stored weights
+/// (after a restart), checked against `task`'s spaces.
+async fn base_policy(st: &AppState, id: &str, task: &TaskRecord) -> Result<PolicyModel, ApiError> {
+    check_id("base_training", id)?;
+    if let Some(p) = st.bases.lock().ok().and_then(|b| b.get(id).cloned()) {
+        return check_base_fits(id, p, task);
+    }
+    let store = st.store.clone();
+    let device = st.config.compute.device.clone();
+    let key = id.to_owned();
+    let policy = blocking(move || {
+        let not_a_base = || {
+            ApiError::not_found(
+                "unknown_base",
+                format!("{key:?} is not a complete base-policy training run"),
+            )
+        };
+        let job = store.get_job(&key)?.ok_or_else(not_a_base)?;
+        if job.kind != JobKind::Training || job.status != JobStatus::Complete {
+            return Err(not_a_base());
+        }
+        let bytes = store.get_blob(&policy_key(&key))?.ok_or_else(not_a_base)?;
+        let stored: StoredPolicy = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::Internal(format!("policy of {key}: {e}")))?;
+        if stored.lora.is_some() {
+            return Err(not_a_base());
+        }
+        let device = plasma_world_model::parse_device(&device)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        PolicyModel::from_float_policy(&stored.network.to_float(), &device)
+            .map_err(|e| ApiError::Internal(format!("policy of {key}: {e}")))
+    })
+    .await?;
+    if let Ok(mut b) = st.bases.lock() {
+        b.insert(id.to_owned(), policy.clone());
+    }
+    check_base_fits(id, policy, task)
+}
+
+fn check_base_fits(
+    id: &str,
+    policy: PolicyModel,
+    task: &TaskRecord,
+) -> Result<PolicyModel, ApiError> {
+    let obs = task.spec.observation_space.dim();
+    let space = plasma_world_model::policy::action_space_for(
+        &task.spec.action_space,
+        policy.config().continuous_mapping,
+    )
+    .ok();
+    if policy.obs_dim() != obs || space.as_ref() != Some(policy.action_space()) {
+        return Err(ApiError::unprocessable(
+            "base_mismatch",
+            format!(
+                "base policy {id} does not fit task {}: its observation or action space differs",
+                task.name
+            ),
+        ));
+    }
+    Ok(policy)
+}
+
 fn policy_key(training_id: &str) -> String {
     format!("policies/{training_id}.json")
 }
@@ -923,15 +785,6 @@ pub async fn get_training(
 ) -> Result<Json<Value>, ApiError> {
     let job = job_of_kind(&st, id, JobKind::Training).await?;
     Ok(Json(status_view(job, "training_id")))
-}
-
-/// `GET /train/history/{agent_id}`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TrainHistory {
-    /// The agent.
-    pub agent_id: String,
-    /// Its training runs, newest first.
-    pub history: Vec<Value>,
 }
 
 /// An agent's training runs.
@@ -964,54 +817,6 @@ pub async fn train_history(
 }
 
 // ---------------------------------------------------------------- packets
-
-fn default_target() -> String {
-    "edge".into()
-}
-
-/// `POST /instruction-packet/compile` (the Python prototype's shape plus `force`).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct CompileRequest {
-    /// The agent the packet is for.
-    pub agent_id: String,
-    /// A training run: its id, a path ending in it (`checkpoints/<id>`), or empty /
-    /// `latest` for the agent's newest complete training run.
-    #[serde(default)]
-    pub trained_lora_path: Option<String>,
-    /// Target device recorded with the packet.
-    #[serde(default = "default_target")]
-    pub target_device: String,
-    /// Deploy even though the auditor rejected the policy (recorded in the packet).
-    #[serde(default)]
-    pub force: bool,
-}
-
-/// `POST /instruction-packet/compile` answer.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct CompileResponse {
-    /// `compiled`.
-    pub status: String,
-    /// The agent.
-    pub agent_id: String,
-    /// The packet's SHA-256 digest (hex): its id.
-    pub packet_id: String,
-    /// Bytes.
-    pub packet_size: u64,
-    /// Where to download it.
-    pub download_url: String,
-    /// Base or adapter.
-    pub kind: PolicyKind,
-    /// For an adapter: the base packet it applies to.
-    pub base_packet_id: Option<String>,
-    /// For an adapter: where to download its base.
-    pub base_download_url: Option<String>,
-    /// The compilation job.
-    pub compilation_id: String,
-    /// The training run compiled.
-    pub training_id: String,
-    /// A human line.
-    pub message: String,
-}
 
 /// Compiles a trained policy or adapter into a signed int8 packet.
 #[utoipa::path(post, path = "/instruction-packet/compile", request_body = CompileRequest,
@@ -1207,6 +1012,18 @@ pub async fn compile(
         store
             .put_packet(&rec, &built.bytes, true)
             .map_err(storage_failure)?;
+        // The first base packet of a run is the one later adapters bind to: the packet
+        // its agents already run.
+        if kind == PolicyKind::Base
+            && store
+                .get_blob(&base_packet_key(&training_id))
+                .map_err(storage_failure)?
+                .is_none()
+        {
+            store
+                .put_blob(&base_packet_key(&training_id), rec.packet_id.as_bytes())
+                .map_err(storage_failure)?;
+        }
         metrics.packet_compiled();
         serde_json::to_value(&rec).map_err(|e| JobFailure::Failed {
             code: "internal",

@@ -6,27 +6,10 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+pub use plasma_protocol::{ErrorBody, ErrorDetail};
 use thiserror::Error;
-use utoipa::ToSchema;
 
 use crate::storage::StoreError;
-
-/// The body of every error response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// A stable machine-readable code and a human message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Stable code, e.g. `unknown_task`, `invalid_json`, `queue_full`.
-    pub code: String,
-    /// What went wrong, for people.
-    pub message: String,
-}
 
 /// An error a handler answers with.
 #[derive(Debug, Error)]

@@ -23,8 +23,10 @@ pub mod metrics;
 pub mod pipeline;
 pub mod records;
 pub mod storage;
-pub mod wire;
 pub mod ws;
+
+/// The binary experience form, plasma-protocol's (re-exported where it used to live).
+pub use plasma_protocol::wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

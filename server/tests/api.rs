@@ -9,6 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use plasma_packets::PacketContent;
 use plasma_packets::codec::Packet;
 use plasma_packets::signing::{PublicKey, Verifier};
+use plasma_protocol::Action;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -496,8 +497,10 @@ async fn experience_to_verified_base_and_adapter_packets() {
     assert_eq!(st, 200, "{c}");
     assert_eq!(c["kind"], "adapter");
     assert_eq!(c["training_id"], ad_id.as_str());
-    // The adapter's base packet is compiled once (for the base run), not the robot-1 one.
+    // The adapter binds to the base packet already compiled for its base run (robot-1's),
+    // so agents running that packet can hot-swap it in.
     let adapter_base = c["base_packet_id"].as_str().unwrap().to_owned();
+    assert_eq!(adapter_base, base_packet);
     let bytes = s
         .http
         .get(s.url(c["download_url"].as_str().unwrap()))
@@ -526,7 +529,60 @@ async fn experience_to_verified_base_and_adapter_packets() {
     Packet::decode(&base_bytes, &Verifier::pinned(key)).unwrap();
     let (_, status) = s.get("/status").await;
     assert_eq!(status["stored_models"], 2);
-    assert_eq!(status["stored_packets"], 3);
+    assert_eq!(status["stored_packets"], 2);
+
+    // A changed condition registered as its own task trains an adapter on the base it
+    // names; a base that does not fit the task, or is no base, is refused.
+    let (_, cartpole) = s.get("/tasks/CartPole-v1").await;
+    let mut spec = cartpole["spec"].clone();
+    spec["name"] = json!("CartPole-heavy");
+    assert_eq!(s.post("/tasks", &spec).await.0, 201);
+    let mut batch = cartpole_batch("robot-3", 60, 11);
+    batch.task_name = "CartPole-heavy".into();
+    let (st, b) = s
+        .post("/experience", &serde_json::to_value(&batch).unwrap())
+        .await;
+    assert_eq!(st, 201, "{b}");
+    let (st, tr) = s
+        .post("/train", &json!({ "agent_id": "robot-3", "task_name": "CartPole-heavy", "mode": "adapter", "base_training": base_id, "num_simulations": 40, "lora_rank": 2, "use_phantom_paths": false }))
+        .await;
+    assert_eq!(st, 202, "{tr}");
+    assert_eq!(tr["base_training"], base_id.as_str());
+    let job = s.wait_job(tr["training_id"].as_str().unwrap(), 120).await;
+    assert_eq!(job["status"], "complete", "{job}");
+    for (base, code) in [
+        (ad_id.as_str(), "unknown_base"),
+        ("train_nope", "unknown_base"),
+    ] {
+        let (st, b) = s
+            .post("/train", &json!({ "agent_id": "robot-3", "task_name": "CartPole-heavy", "mode": "adapter", "base_training": base }))
+            .await;
+        assert_eq!((st, b["error"]["code"].as_str()), (404, Some(code)), "{b}");
+    }
+    // Same observation width, a box action space: the CartPole base does not fit.
+    let boxed = json!({
+        "name": "CartPole-boxed",
+        "observation_space": cartpole["spec"]["observation_space"],
+        "action_space": { "type": "box", "low": [-1.0], "high": [1.0] },
+    });
+    assert_eq!(s.post("/tasks", &boxed).await.0, 201);
+    let mut batch = cartpole_batch("robot-3", 60, 12);
+    batch.task_name = "CartPole-boxed".into();
+    for t in &mut batch.transitions {
+        t.action = Action::Continuous(vec![0.5]);
+    }
+    let (st, b) = s
+        .post("/experience", &serde_json::to_value(&batch).unwrap())
+        .await;
+    assert_eq!(st, 201, "{b}");
+    let (st, b) = s
+        .post("/train", &json!({ "agent_id": "robot-3", "task_name": "CartPole-boxed", "mode": "adapter", "base_training": base_id }))
+        .await;
+    assert_eq!(
+        (st, b["error"]["code"].as_str()),
+        (422, Some("base_mismatch")),
+        "{b}"
+    );
     s.stop().await;
 }
 

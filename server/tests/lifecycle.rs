@@ -76,19 +76,28 @@ async fn graceful_shutdown_keeps_everything_and_interrupts_running_jobs() {
     let (_, hist) = s.get("/train/history/robot-1").await;
     assert_eq!(hist["history"].as_array().unwrap().len(), 1);
     assert_eq!(s.get("/health").await.1["world_model_loaded"], true);
-    // The base trained before the restart cannot seed an adapter (no PolicyModel
-    // reload in the world-model crate yet): a clear 409, and auto mode trains a base.
-    let (st, b) = s
+    // The base trained before the restart is reloaded from its stored weights to seed an
+    // adapter; the adapter compiles into a packet bound to the base packet.
+    let (st, a) = s
         .post(
             "/train",
-            &json!({ "agent_id": "robot-1", "task_name": "CartPole-v1", "mode": "adapter" }),
+            &json!({ "agent_id": "robot-1", "task_name": "CartPole-v1", "mode": "adapter", "num_simulations": 30 }),
         )
         .await;
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (409, Some("no_base_policy")),
-        "{b}"
-    );
+    assert_eq!(st, 202, "{a}");
+    assert_eq!(a["mode"], "adapter");
+    assert_eq!(a["base_training"], train_id.as_str());
+    let adapter_id = a["training_id"].as_str().unwrap().to_owned();
+    assert_eq!(s.wait_job(&adapter_id, 120).await["status"], "complete");
+    let (st, c) = s
+        .post(
+            "/instruction-packet/compile",
+            &json!({ "agent_id": "robot-1", "trained_lora_path": adapter_id, "force": true }),
+        )
+        .await;
+    assert_eq!(st, 200, "{c}");
+    assert_eq!(c["kind"], "adapter");
+    assert_eq!(c["base_packet_id"], packet.as_str());
     s.stop().await;
 }
 

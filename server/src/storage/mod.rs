@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! meta.redb                          tasks, jobs, job events, packets, agent → latest packet
-//! experience/<task>/<chunk>.pxb      one file per accepted upload (wire.rs's binary form)
+//! experience/<task>/<chunk>.pxb      one file per accepted upload (plasma_protocol::wire's binary form)
 //! blobs/<key>                        trained policies (policies/<training_id>.json)
 //! models/<task>/<transitions>/       world-model checkpoints (plasma-world-model save)
 //! packets/<aa>/<sha256>.pkt          packets, named by their digest

@@ -1,13 +1,16 @@
 //! Export of a policy to the packet crate's f32 networks and to signed packets.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::{Device, TensorData};
 use plasma_packets::codec::{Digest, Packet, PacketContent, VerifiedPacket};
 use plasma_packets::float::{FloatLayer, FloatLora, FloatPolicy};
 use plasma_packets::model::{Activation, Provenance};
 use plasma_packets::signing::{PacketSigner, Verifier};
 
-use super::PolicyModel;
 use super::lora::transpose;
+use super::net::PolicyNet;
+use super::{PolicyConfig, PolicyModel};
 use crate::error::{Result, WorldModelError, read_f32};
 
 /// An encoded, signed packet with its identity.
@@ -90,6 +93,88 @@ pub fn adapter_packet(
 }
 
 impl PolicyModel {
+    /// A policy holding exactly the weights of an f32 packet policy: the inverse of
+    /// [`PolicyModel::to_float_policy`], so that a stored base policy can be reloaded (after
+    /// a restart) to train adapters on it. The architecture is read from the layers; the
+    /// network must be one this crate could have built (chained widths, one hidden
+    /// activation, an identity output layer, finite values, the packet format's limits).
+    pub fn from_float_policy(policy: &FloatPolicy, device: &Device) -> Result<Self> {
+        let bad = |m: String| Err(WorldModelError::Config(format!("float policy: {m}")));
+        let Some(last) = policy.layers.last() else {
+            return bad("no layers".into());
+        };
+        let obs_dim = policy.obs_norm.mean.len();
+        let mut width = obs_dim;
+        for (i, l) in policy.layers.iter().enumerate() {
+            if l.in_dim != width {
+                return bad(format!("layer {i} takes {} inputs, not {width}", l.in_dim));
+            }
+            if l.weights.len() != l.in_dim * l.out_dim || l.bias.len() != l.out_dim {
+                return bad(format!("layer {i} has misshapen weights or biases"));
+            }
+            if l.weights.iter().chain(&l.bias).any(|v| !v.is_finite()) {
+                return bad(format!("layer {i} holds a non-finite value"));
+            }
+            width = l.out_dim;
+        }
+        if last.activation != Activation::Identity {
+            return bad("the output layer must have no activation".into());
+        }
+        let hidden = &policy.layers[..policy.layers.len() - 1];
+        let activation = hidden.first().map_or(Activation::Tanh, |l| l.activation);
+        if hidden.iter().any(|l| l.activation != activation) {
+            return bad("hidden layers with different activations".into());
+        }
+        let config = PolicyConfig {
+            hidden: hidden.iter().map(|l| l.out_dim).collect(),
+            activation,
+            continuous_mapping: match &policy.action_space {
+                plasma_packets::model::ActionSpace::Continuous { mapping, .. } => *mapping,
+                plasma_packets::model::ActionSpace::Discrete { .. } => {
+                    PolicyConfig::default().continuous_mapping
+                }
+            },
+            ..PolicyConfig::default()
+        };
+        // Validates the widths, the normalization and the action space.
+        let fresh = PolicyModel::new(
+            config.clone(),
+            policy.obs_norm.clone(),
+            policy.action_space.clone(),
+            device,
+        )?;
+        let autodiff = device.clone().autodiff();
+        let layers = policy
+            .layers
+            .iter()
+            .map(|l| Linear {
+                weight: Param::from_data(
+                    TensorData::new(
+                        transpose(&l.weights, l.out_dim, l.in_dim),
+                        [l.in_dim, l.out_dim],
+                    ),
+                    &autodiff,
+                ),
+                bias: Some(Param::from_data(
+                    TensorData::new(l.bias.clone(), [l.out_dim]),
+                    &autodiff,
+                )),
+            })
+            .collect();
+        let net = PolicyNet {
+            layers,
+            hidden_activation: activation,
+        };
+        Ok(PolicyModel::assemble(
+            config,
+            fresh.obs_norm,
+            fresh.action_space,
+            device,
+            net,
+            None,
+        ))
+    }
+
     /// The base network as an f32 packet policy: weights transposed from burn's
     /// `[d_in, d_out]` to the packet's `out × in` row-major, biases, the hidden activation
     /// on every layer but the last (`Identity`), the normalization and action space. For an

@@ -740,3 +740,57 @@ fn configs_round_trip_through_json_with_defaults() {
     assert_eq!(fit.epochs, 5);
     assert_eq!(fit.batch_size, FitConfig::default().batch_size);
 }
+
+#[test]
+fn a_float_policy_reloads_to_the_same_network_and_takes_adapters() {
+    let device = Device::flex();
+    let (train, d) = env_states("CartPole-v1", 400, 21);
+    let mut policy = PolicyModel::from_states(
+        PolicyConfig {
+            hidden: vec![16, 8],
+            ..PolicyConfig::default()
+        },
+        &train,
+        d,
+        ActionSpace::Discrete { n: 2 },
+        &device,
+    )
+    .unwrap();
+    let labels: Vec<u32> = train.chunks(d).map(cart_label).collect();
+    policy
+        .fit(
+            &train,
+            Labels::Discrete(&labels),
+            &FitConfig {
+                epochs: 2,
+                ..FitConfig::default()
+            },
+        )
+        .unwrap();
+    let float = policy.to_float_policy().unwrap();
+    let reloaded = PolicyModel::from_float_policy(&float, &device).unwrap();
+    assert_eq!(reloaded.to_float_policy().unwrap(), float);
+    assert_eq!(reloaded.config().hidden, vec![16, 8]);
+    let (a, b) = (
+        policy.outputs_batch(&train).unwrap(),
+        reloaded.outputs_batch(&train).unwrap(),
+    );
+    assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-6));
+    // An adapter on the reloaded base starts as the base (B = 0) and trains.
+    let adapter = reloaded.with_lora(&LoraConfig::default()).unwrap();
+    assert!(adapter.trainable_params() < reloaded.trainable_params());
+
+    // Networks this crate could not have built are typed errors, not panics.
+    let mut bad = float.clone();
+    bad.layers[0].weights.pop();
+    assert!(PolicyModel::from_float_policy(&bad, &device).is_err());
+    let mut bad = float.clone();
+    bad.layers[1].in_dim = 7;
+    assert!(PolicyModel::from_float_policy(&bad, &device).is_err());
+    let mut bad = float.clone();
+    bad.layers[2].activation = Activation::Tanh;
+    assert!(PolicyModel::from_float_policy(&bad, &device).is_err());
+    let mut bad = float;
+    bad.layers[0].bias[0] = f32::NAN;
+    assert!(PolicyModel::from_float_policy(&bad, &device).is_err());
+}

@@ -1,7 +1,7 @@
 //! The compact binary form of an [`ExperienceBatch`] (`Content-Type:
 //! application/x-plasma-experience`), also the format of experience chunks on disk.
 //!
-//! plasma-protocol defines the batch's JSON form only; this fixed little-endian layout is
+//! Besides the batch's JSON form, this fixed little-endian layout is
 //! about 3× smaller and needs no parsing of numbers:
 //!
 //! ```text
@@ -24,7 +24,7 @@
 //! allocation beyond the input's size) and never panics; the batch it returns still needs
 //! [`ExperienceBatch::validate`] against its task.
 
-use plasma_protocol::{Action, ExperienceBatch, MAX_BATCH_TRANSITIONS, MAX_SPACE_DIM, Transition};
+use crate::{Action, ExperienceBatch, MAX_BATCH_TRANSITIONS, MAX_SPACE_DIM, Transition};
 use thiserror::Error;
 
 /// The media type of the binary form.
