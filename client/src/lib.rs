@@ -20,6 +20,8 @@ mod error;
 
 #[cfg(feature = "net")]
 mod agent;
+#[cfg(feature = "envs")]
+pub mod episodes;
 #[cfg(feature = "net")]
 mod events;
 #[cfg(feature = "net")]

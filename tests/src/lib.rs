@@ -1,1 +1,105 @@
-//! Helpers of the end-to-end tests.
+//! Helpers of the end-to-end tests: a real plasma-server on 127.0.0.1 port 0 with tiny
+//! compute settings, and real CartPole experience.
+
+use std::path::Path;
+
+use plasma_client::episodes::run_episodes;
+use plasma_client::protocol::{Action, Transition};
+use plasma_client::{ClientConfig, OwnedAction, PlasmaClient, RetryPolicy};
+use plasma_envs::Physics;
+use plasma_server::config::Config;
+use plasma_server::{RunningServer, start};
+
+/// Compute settings small enough that a training job takes seconds.
+pub const TINY: &str = r#"
+[server]
+host = "127.0.0.1"
+port = 0
+shutdown_grace_secs = 5
+
+[compute]
+min_transitions = 20
+simulate_horizon = 5
+max_trajectories = 8
+phantom_horizon = 5
+
+[compute.ensemble]
+members = 2
+hidden = [16]
+
+[compute.world_model_train]
+max_epochs = 3
+batch_size = 32
+
+[compute.planner]
+horizon = 4
+population = 16
+iterations = 1
+elites = 4
+
+[compute.policy]
+hidden = [8]
+
+[compute.distill]
+iterations = 1
+initial_labels = 32
+paths = 8
+horizon = 5
+labels_per_round = 16
+label_batch = 32
+
+[compute.distill.fit]
+epochs = 3
+batch_size = 32
+
+[packets]
+compression_level = 3
+
+[log]
+filter = "warn"
+"#;
+
+/// Starts a server with [`TINY`] settings storing under `data_dir`.
+pub async fn start_server(data_dir: &Path) -> RunningServer {
+    let mut config = Config::from_layers(&[("tiny", TINY)]).expect("tiny config");
+    config.storage.data_dir = data_dir.to_path_buf();
+    start(config).await.expect("server starts")
+}
+
+/// A client of `server` with quick retries.
+pub fn client_of(server: &RunningServer) -> PlasmaClient {
+    let mut config = ClientConfig::new(format!("http://{}", server.local_addr()));
+    config.retry = RetryPolicy {
+        attempts: 3,
+        base_delay: std::time::Duration::from_millis(20),
+        max_delay: std::time::Duration::from_millis(200),
+    };
+    PlasmaClient::new(config).expect("client")
+}
+
+/// `steps` real CartPole transitions under deterministic pseudo-random actions.
+pub fn cartpole_experience(steps: usize, physics: &Physics, seed: u64) -> Vec<Transition> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(steps);
+    let mut episode = 0;
+    while out.len() < steps {
+        run_episodes(
+            "CartPole-v1",
+            physics,
+            1,
+            seed + episode,
+            |_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                Ok(OwnedAction::Discrete((state >> 40) as u32 % 2))
+            },
+            |t| out.push(t),
+        )
+        .expect("episode");
+        episode += 1;
+    }
+    out.truncate(steps);
+    debug_assert!(out.iter().all(|t| matches!(t.action, Action::Discrete(_))));
+    out
+}
