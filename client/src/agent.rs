@@ -181,6 +181,11 @@ impl Agent {
         self.config.base_training = base_training;
     }
 
+    /// What the next learning cycles train: base, adapter or auto.
+    pub fn set_mode(&mut self, mode: TrainMode) {
+        self.config.mode = mode;
+    }
+
     /// The configuration.
     pub fn config(&self) -> &AgentConfig {
         &self.config
