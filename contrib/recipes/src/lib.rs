@@ -1,1 +1,86 @@
-//! Runnable end-to-end recipes for Plasma. Each binary in `src/bin` is one recipe.
+//! Runnable end-to-end recipes for Plasma. Each binary in `src/bin` is one recipe; this
+//! library holds what they share: a local plasma-server and random experience.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use plasma_client::episodes::run_episodes;
+use plasma_client::protocol::Transition;
+use plasma_client::{ClientConfig, OwnedAction, PlasmaClient};
+use plasma_envs::Physics;
+use plasma_server::RunningServer;
+use plasma_server::config::Config;
+
+/// Small compute settings: a training run in seconds on two cores, weak policies.
+pub const QUICK: &str = r#"
+[compute.ensemble]
+members = 3
+hidden = [64, 64]
+[compute.world_model_train]
+max_epochs = 15
+[compute.planner]
+horizon = 15
+population = 64
+iterations = 2
+elites = 8
+[compute.policy]
+hidden = [32, 32]
+[compute.distill]
+iterations = 1
+initial_labels = 256
+paths = 32
+labels_per_round = 128
+[compute.distill.fit]
+epochs = 20
+"#;
+
+/// Starts plasma-server with the embedded defaults (or [`QUICK`] ones) on a free loopback
+/// port, storing under `data_dir`; returns it with a client of it.
+pub async fn local_server(data_dir: &Path, quick: bool) -> Result<(RunningServer, PlasmaClient)> {
+    let layers: Vec<(&str, &str)> = if quick {
+        vec![("quick", QUICK)]
+    } else {
+        vec![]
+    };
+    let mut config = Config::from_layers(&layers)?;
+    config.server.port = 0;
+    config.storage.data_dir = data_dir.to_path_buf();
+    config.log.filter = "warn".into();
+    let server = plasma_server::start(config)
+        .await
+        .context("starting plasma-server")?;
+    let client = PlasmaClient::new(ClientConfig::new(format!("http://{}", server.local_addr())))?;
+    Ok((server, client))
+}
+
+/// `steps` real transitions of `env_id` under uniformly random discrete actions (`n`
+/// choices), seeded.
+pub fn random_experience(
+    env_id: &str,
+    n: u32,
+    physics: &Physics,
+    steps: usize,
+    seed: u64,
+) -> Result<Vec<Transition>> {
+    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(steps);
+    let mut episode = 0;
+    while out.len() < steps {
+        run_episodes(
+            env_id,
+            physics,
+            1,
+            seed.wrapping_add(episode),
+            |_| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                Ok(OwnedAction::Discrete((rng >> 33) as u32 % n))
+            },
+            |t| out.push(t),
+        )?;
+        episode += 1;
+    }
+    out.truncate(steps);
+    Ok(out)
+}

@@ -24,11 +24,8 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use plasma_client::episodes::{parse_physics, run_episodes};
 use plasma_client::protocol::{PolicyKind, TrainMode};
-use plasma_client::{
-    Agent, AgentConfig, ClientConfig, ClientError, OwnedAction, PacketCache, PlasmaClient, Verifier,
-};
+use plasma_client::{Agent, AgentConfig, ClientError, OwnedAction, PacketCache, Verifier};
 use plasma_envs::Physics;
-use plasma_server::config::Config;
 
 #[derive(Parser, Debug)]
 #[command(about = "Plasma end to end: a server and an edge agent that learns, deploys and adapts")]
@@ -55,39 +52,20 @@ struct Args {
     /// Small compute settings (for CI and a first look).
     #[arg(long)]
     quick: bool,
-    /// Deploy policies the auditor rejected (recorded in their packets).
+    /// Stop at the first policy the auditor rejects instead of deploying it anyway. By
+    /// default a rejected policy is deployed with its rejection recorded in the packet
+    /// (and shown in the table): a base fitted to random exploration is expected to leave
+    /// the explored states, which the next round's experience covers.
     #[arg(long)]
-    force: bool,
+    respect_audit: bool,
 }
 
 const TASK: &str = "CartPole-v1";
 const AGENT: &str = "edge-agent-1";
 
-/// Small compute settings: the whole loop in about a minute on two cores.
-const QUICK: &str = r#"
-[compute.ensemble]
-members = 3
-hidden = [64, 64]
-[compute.world_model_train]
-max_epochs = 15
-[compute.planner]
-horizon = 15
-population = 64
-iterations = 2
-elites = 8
-[compute.policy]
-hidden = [32, 32]
-[compute.distill]
-iterations = 1
-initial_labels = 256
-paths = 32
-labels_per_round = 128
-[compute.distill.fit]
-epochs = 20
-"#;
-
 struct Row {
     step: String,
+    audit: String,
     physics: String,
     real_steps: usize,
     mean_return: f64,
@@ -141,6 +119,30 @@ fn collect(agent: &mut Agent, physics: &Physics, steps: usize, seed: u64) -> Res
     Ok(returns.iter().sum::<f64>() / returns.len().max(1) as f64)
 }
 
+/// The auditor's verdict on a training run's phantom paths, in a few words.
+fn verdict(outcome: &plasma_client::LearnOutcome) -> String {
+    let audit = outcome.training.result.as_ref().map(|r| &r["audit"]);
+    match audit.and_then(|a| a["approved"].as_bool()) {
+        Some(true) => "approved".into(),
+        Some(false) => {
+            let reasons = audit
+                .and_then(|a| a["reasons"].as_array())
+                .map(|r| {
+                    r.iter()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .unwrap_or_default();
+            println!(
+                "  the auditor REJECTED it ({reasons}); deployed anyway, recorded in the packet"
+            );
+            "rejected, forced".into()
+        }
+        None => "-".into(),
+    }
+}
+
 /// p50 and p99 of one `act` call, in nanoseconds, over `n` real observations.
 fn latency(agent: &mut Agent, n: usize) -> Result<(f64, f64)> {
     let mut obs = Vec::new();
@@ -173,33 +175,21 @@ async fn main() -> Result<()> {
     let started = Instant::now();
 
     // The server, with the embedded defaults, on a free loopback port.
-    let layers: Vec<(&str, &str)> = if args.quick {
-        vec![("quick", QUICK)]
-    } else {
-        vec![]
-    };
-    let mut config = Config::from_layers(&layers)?;
-    config.server.port = 0;
-    config.storage.data_dir = args.data.join("server");
-    config.log.filter = "warn".into();
-    let server = plasma_server::start(config)
-        .await
-        .context("starting plasma-server")?;
-    let url = format!("http://{}", server.local_addr());
+    let (server, client) = recipes::local_server(&args.data.join("server"), args.quick).await?;
+    let url = client.base_url().to_owned();
     println!(
         "plasma-server on {url}, data in {}",
         args.data.join("server").display()
     );
 
     // The edge agent: pins the server's key, keeps a verified packet cache.
-    let client = PlasmaClient::new(ClientConfig::new(&url))?;
     let key = client.signing_key().await?;
     let cache = Arc::new(PacketCache::open(
         args.data.join("agent-cache"),
         Verifier::pinned(key),
     )?);
     let mut agent_config = AgentConfig::new(AGENT, TASK);
-    agent_config.force = args.force || args.quick;
+    agent_config.force = !args.respect_audit;
     agent_config.mode = TrainMode::Base;
     let mut agent = Agent::new(client.clone(), agent_config, cache)?;
     let mut events = client.events(AGENT).await?;
@@ -219,7 +209,6 @@ async fn main() -> Result<()> {
 
     let mut rows = Vec::new();
     let mut real_steps = 0;
-    let mut sizes = Vec::new();
     for round in 0..args.rounds {
         let what = if round == 0 {
             "random exploration"
@@ -232,6 +221,7 @@ async fn main() -> Result<()> {
         if round == 0 {
             rows.push(Row {
                 step: "random actions".into(),
+                audit: "-".into(),
                 physics: "default".into(),
                 real_steps: 0,
                 mean_return: seen,
@@ -246,11 +236,12 @@ async fn main() -> Result<()> {
             out.packet_size,
             out.seconds
         );
-        sizes.push(out.packet_size);
+        let audit = verdict(&out);
         let r = evaluate(&mut agent, &Physics::new(), args.episodes)?;
         println!("  real return over {} episodes: {r:.1}", args.episodes);
         rows.push(Row {
             step: format!("base policy, round {}", round + 1),
+            audit,
             physics: "default".into(),
             real_steps,
             mean_return: r,
@@ -273,6 +264,7 @@ async fn main() -> Result<()> {
     );
     rows.push(Row {
         step: "base policy, changed physics".into(),
+        audit: "-".into(),
         physics: args.change.clone(),
         real_steps,
         mean_return: on_changed,
@@ -319,10 +311,11 @@ async fn main() -> Result<()> {
         outcome.seconds,
         acted_while_learning
     );
-    sizes.push(outcome.packet_size);
+    let audit = verdict(&outcome);
     let adapted = evaluate(&mut agent, &changed, args.episodes)?;
     rows.push(Row {
         step: "base + LoRA adapter".into(),
+        audit,
         physics: args.change.clone(),
         real_steps: real_steps + adapt_steps,
         mean_return: adapted,
@@ -334,14 +327,14 @@ async fn main() -> Result<()> {
 
     println!();
     println!(
-        "| step | physics | real steps used | mean real return ({} episodes) | packet |",
+        "| step | physics | real steps used | mean real return ({} episodes) | packet | audit |",
         args.episodes
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {} | {} | {:.1} | {} |",
-            r.step, r.physics, r.real_steps, r.mean_return, r.packet
+            "| {} | {} | {} | {:.1} | {} | {} |",
+            r.step, r.physics, r.real_steps, r.mean_return, r.packet, r.audit
         );
     }
     println!();

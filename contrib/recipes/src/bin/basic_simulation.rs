@@ -1,0 +1,63 @@
+//! Phantom paths on the server: upload real CartPole-v1 experience, ask for an audited
+//! simulation, and read what the planner-steered paths did and what the auditor said.
+//!
+//! `cargo run --release -p recipes --bin basic_simulation -- --steps 1000 --trajectories 64`
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Parser;
+use plasma_client::protocol::{ExperienceBatch, SimulateRequest};
+use plasma_envs::Physics;
+use recipes::{local_server, random_experience};
+
+#[derive(Parser, Debug)]
+#[command(about = "Upload experience, simulate phantom paths, read the audit")]
+struct Args {
+    /// Server data directory.
+    #[arg(long, default_value = "plasma-data-sim")]
+    data: PathBuf,
+    /// Real random-action transitions uploaded.
+    #[arg(long, default_value_t = 1000)]
+    steps: usize,
+    /// Phantom paths.
+    #[arg(long, default_value_t = 64)]
+    trajectories: usize,
+    /// Small compute settings.
+    #[arg(long)]
+    quick: bool,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let (server, client) = local_server(&args.data, args.quick).await?;
+    let batch = ExperienceBatch {
+        agent_id: "sim-agent".into(),
+        task_name: "CartPole-v1".into(),
+        transitions: random_experience("CartPole-v1", 2, &Physics::new(), args.steps, 1)?,
+    };
+    let accepted = client.upload_experience(&batch).await?;
+    println!(
+        "uploaded {} transitions ({} stored)",
+        accepted.accepted, accepted.total_transitions
+    );
+    let sim = client
+        .request_simulation(&SimulateRequest {
+            agent_id: "sim-agent".into(),
+            task_description: "CartPole-v1".into(),
+            num_trajectories: args.trajectories,
+            adversarial_audit: true,
+            horizon: None,
+        })
+        .await?;
+    println!("{}", sim.message);
+    let job = client
+        .wait_for_simulation(&sim.simulation_id, Duration::from_secs(3600))
+        .await?;
+    let result = job.result.unwrap_or_default();
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    server.shutdown().await;
+    Ok(())
+}
