@@ -229,9 +229,13 @@ fn parse_mode(mode: &str) -> Result<TrainMode> {
     })
 }
 
+/// Prints pretty JSON; a closed stdout (`… | head`) ends the program quietly.
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
+    let text = serde_json::to_string_pretty(v)?;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => Ok(other?),
+    }
 }
 
 async fn online(client: PlasmaClient, command: Command) -> Result<()> {
