@@ -6,6 +6,7 @@
 //! **act** (the packet, locally), **learn** (a new base or adapter in the background),
 //! **evolve** (learn and wait for the swap).
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -90,7 +91,7 @@ pub struct Agent {
     cache: Arc<PacketCache>,
     policy: Arc<OnceLock<EdgePolicy>>,
     actor: Option<Actor>,
-    buffer: Arc<Mutex<Vec<Transition>>>,
+    buffer: Arc<Mutex<VecDeque<Transition>>>,
     dropped: u64,
     learner: Option<tokio::task::JoinHandle<Result<LearnOutcome>>>,
 }
@@ -115,7 +116,7 @@ impl Agent {
             cache,
             policy,
             actor: None,
-            buffer: Arc::new(Mutex::new(Vec::new())),
+            buffer: Arc::new(Mutex::new(VecDeque::new())),
             dropped: 0,
             learner: None,
         })
@@ -158,10 +159,10 @@ impl Agent {
     pub fn observe(&mut self, transition: Transition) {
         let mut buf = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
         if buf.len() >= self.config.max_buffered {
-            buf.remove(0);
+            buf.pop_front();
             self.dropped += 1;
         }
-        buf.push(transition);
+        buf.push_back(transition);
     }
 
     /// Transitions waiting for upload.
@@ -217,8 +218,9 @@ impl Agent {
         }
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| ClientError::Invalid("learn() needs a tokio runtime".into()))?;
-        let transitions =
-            std::mem::take(&mut *self.buffer.lock().unwrap_or_else(|e| e.into_inner()));
+        let transitions = Vec::from(std::mem::take(
+            &mut *self.buffer.lock().unwrap_or_else(|e| e.into_inner()),
+        ));
         let cycle = Cycle {
             client: self.client.clone(),
             config: self.config.clone(),
@@ -266,7 +268,7 @@ struct Cycle {
     config: AgentConfig,
     cache: Arc<PacketCache>,
     policy: Arc<OnceLock<EdgePolicy>>,
-    buffer: Arc<Mutex<Vec<Transition>>>,
+    buffer: Arc<Mutex<VecDeque<Transition>>>,
 }
 
 impl Cycle {
@@ -283,8 +285,9 @@ impl Cycle {
             if let Err(e) = self.client.upload_experience(&batch).await {
                 // Nothing is lost: what was not uploaded goes back, oldest first.
                 let mut buf = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
-                let rest: Vec<Transition> = transitions[sent..].to_vec();
-                buf.splice(0..0, rest);
+                for t in transitions[sent..].iter().rev() {
+                    buf.push_front(t.clone());
+                }
                 return Err(e);
             }
             sent += chunk.len();
@@ -304,40 +307,15 @@ impl Cycle {
             .train_and_deploy(&req, c.force, c.job_timeout)
             .await?;
         let compiled = &deployed.compiled;
-        let current = self.policy.get();
-        let fresh = match compiled.kind {
-            PolicyKind::Base => match current {
-                Some(p) => {
-                    p.replace_base(&deployed.packet)?;
-                    None
-                }
-                None => Some(EdgePolicy::load_base(self.cache.clone(), &deployed.packet)?),
-            },
-            PolicyKind::Adapter => {
-                let base_id = compiled.base_packet_id.as_deref().ok_or_else(|| {
-                    ClientError::Decode("an adapter packet without its base".into())
-                })?;
-                let runs_base = current.is_some_and(|p| p.loaded().base.to_hex() == base_id);
-                match current {
-                    Some(p) if runs_base => {
-                        p.apply_adapter(&deployed.packet)?;
-                        None
-                    }
-                    Some(p) => {
-                        let base = self.client.download_instruction_packet(base_id).await?;
-                        p.replace_base(&base)?;
-                        p.apply_adapter(&deployed.packet)?;
-                        None
-                    }
-                    None => {
-                        let base = self.client.download_instruction_packet(base_id).await?;
-                        let p = EdgePolicy::load_base(self.cache.clone(), &base)?;
-                        p.apply_adapter(&deployed.packet)?;
-                        Some(p)
-                    }
-                }
-            }
-        };
+        let fresh = self
+            .client
+            .install_packet(
+                &deployed.packet,
+                compiled.base_packet_id.as_deref(),
+                &self.cache,
+                self.policy.get(),
+            )
+            .await?;
         if let Some(p) = fresh {
             // Only this cycle sets the first policy; a lost race would mean two learners.
             let _ = self.policy.set(p);

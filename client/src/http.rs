@@ -143,11 +143,6 @@ impl PlasmaClient {
             return Ok(resp);
         }
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
         let bytes = read_limited(resp, 64 << 10, "error body")
             .await
             .unwrap_or_default();
@@ -158,7 +153,6 @@ impl PlasmaClient {
                 String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned(),
             ),
         };
-        let _ = retry_after;
         Err(ClientError::Api {
             status,
             code,
@@ -360,9 +354,7 @@ impl PlasmaClient {
         read_limited(resp, MAX_PACKET_BYTES, "packet").await
     }
 
-    /// Downloads packet `id` (and, for an adapter, its base when `policy` does not run it),
-    /// verifies it against the cache's pinned key and loads it: a base replaces what runs,
-    /// an adapter is hot-swapped in. Returns the policy (new when `policy` was `None`).
+    /// Downloads packet `id` and installs it ([`PlasmaClient::install_packet`]).
     pub async fn load_instruction_packet(
         &self,
         id: &str,
@@ -371,17 +363,29 @@ impl PlasmaClient {
         policy: Option<&EdgePolicy>,
     ) -> Result<Option<EdgePolicy>> {
         let bytes = self.download_instruction_packet(id).await?;
-        let verified = cache.put(&bytes)?;
+        self.install_packet(&bytes, base_id, cache, policy).await
+    }
+
+    /// Verifies `bytes` against the cache's pinned key and loads them: a base replaces what
+    /// runs, an adapter is hot-swapped in — after downloading its base `base_id` when
+    /// `policy` does not run that base. Returns the policy when `policy` was `None`.
+    pub async fn install_packet(
+        &self,
+        bytes: &[u8],
+        base_id: Option<&str>,
+        cache: &Arc<PacketCache>,
+        policy: Option<&EdgePolicy>,
+    ) -> Result<Option<EdgePolicy>> {
+        let verified = cache.put(bytes)?;
+        let runs_base = |p: &EdgePolicy| base_id.is_none_or(|b| p.loaded().base.to_hex() == b);
         match (verified.packet.content.kind(), policy) {
-            (PacketKind::Base, None) => Ok(Some(EdgePolicy::load_base(cache.clone(), &bytes)?)),
+            (PacketKind::Base, None) => Ok(Some(EdgePolicy::load_base(cache.clone(), bytes)?)),
             (PacketKind::Base, Some(p)) => {
-                p.replace_base(&bytes)?;
+                p.replace_base(bytes)?;
                 Ok(None)
             }
-            (PacketKind::Adapter, Some(p))
-                if base_id.is_none_or(|b| p.loaded().base.to_hex() == b) =>
-            {
-                p.apply_adapter(&bytes)?;
+            (PacketKind::Adapter, Some(p)) if runs_base(p) => {
+                p.apply_adapter(bytes)?;
                 Ok(None)
             }
             (PacketKind::Adapter, current) => {
@@ -389,19 +393,18 @@ impl PlasmaClient {
                     ClientError::Invalid("an adapter needs its base packet id".into())
                 })?;
                 let base = self.download_instruction_packet(base_id).await?;
-                let fresh = match current {
+                match current {
                     Some(p) => {
                         p.replace_base(&base)?;
-                        p.apply_adapter(&bytes)?;
-                        None
+                        p.apply_adapter(bytes)?;
+                        Ok(None)
                     }
                     None => {
                         let p = EdgePolicy::load_base(cache.clone(), &base)?;
-                        p.apply_adapter(&bytes)?;
-                        Some(p)
+                        p.apply_adapter(bytes)?;
+                        Ok(Some(p))
                     }
-                };
-                Ok(fresh)
+                }
             }
         }
     }
