@@ -53,6 +53,60 @@ pub fn run_episodes(
     Ok(returns)
 }
 
+/// `steps` real transitions of `env_id` under uniformly random actions of its action space
+/// (xorshift, seeded; episode `k` resets with `seed + k`): exploration before any policy.
+pub fn random_experience(
+    env_id: &str,
+    physics: &Physics,
+    steps: usize,
+    seed: u64,
+) -> Result<Vec<Transition>> {
+    let space = plasma_envs::task_spec(env_id)
+        .map_err(|e| ClientError::Invalid(e.to_string()))?
+        .action_space;
+    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut uniform = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut out = Vec::with_capacity(steps);
+    let mut episode = 0;
+    while out.len() < steps {
+        run_episodes(
+            env_id,
+            physics,
+            1,
+            seed.wrapping_add(episode),
+            |_| {
+                Ok(match &space {
+                    plasma_protocol::Space::Discrete { n } => {
+                        OwnedAction::Discrete(((uniform() * f64::from(*n)) as u32).min(n - 1))
+                    }
+                    plasma_protocol::Space::Box { low, high } => OwnedAction::Continuous(
+                        low.iter()
+                            .zip(high)
+                            .map(|(&l, &h)| {
+                                let (l, h) = if l.is_finite() && h.is_finite() {
+                                    (f64::from(l), f64::from(h))
+                                } else {
+                                    (-1.0, 1.0)
+                                };
+                                (l + (h - l) * uniform()) as f32
+                            })
+                            .collect(),
+                    ),
+                })
+            },
+            |t| out.push(t),
+        )?;
+        episode += 1;
+    }
+    out.truncate(steps);
+    Ok(out)
+}
+
 /// Parses `name=value[,name=value…]` physics changes (plasma-envs names).
 pub fn parse_physics(text: &str) -> Result<Physics> {
     let mut physics = Physics::new();
@@ -100,5 +154,14 @@ mod tests {
         assert!(parse_physics("gravity").is_err());
         assert!(parse_physics("gravity=x").is_err());
         assert!(run_episodes("Nope-v0", &Physics::new(), 1, 0, push_right, |_| {}).is_err());
+
+        let random = random_experience("CartPole-v1", &Physics::new(), 300, 3).unwrap();
+        assert_eq!(random.len(), 300);
+        assert!(random.iter().any(|t| t.action == Action::Discrete(0)));
+        assert!(random.iter().any(|t| t.action == Action::Discrete(1)));
+        let torques = random_experience("Pendulum-v1", &Physics::new(), 50, 3).unwrap();
+        assert!(torques.iter().all(
+            |t| matches!(&t.action, Action::Continuous(v) if v.len() == 1 && v[0].abs() <= 2.0)
+        ));
     }
 }

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use plasma_client::episodes::run_episodes;
-use plasma_client::protocol::{Action, Transition};
-use plasma_client::{ClientConfig, OwnedAction, PlasmaClient, RetryPolicy};
+use plasma_client::episodes::random_experience;
+use plasma_client::protocol::Transition;
+use plasma_client::{ClientConfig, PlasmaClient, RetryPolicy};
 use plasma_envs::Physics;
 use plasma_server::config::Config;
 use plasma_server::{RunningServer, start};
@@ -77,29 +77,7 @@ pub fn client_of(server: &RunningServer) -> PlasmaClient {
     PlasmaClient::new(config).expect("client")
 }
 
-/// `steps` real CartPole transitions under deterministic pseudo-random actions.
+/// `steps` real CartPole transitions under seeded random actions.
 pub fn cartpole_experience(steps: usize, physics: &Physics, seed: u64) -> Vec<Transition> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(steps);
-    let mut episode = 0;
-    while out.len() < steps {
-        run_episodes(
-            "CartPole-v1",
-            physics,
-            1,
-            seed + episode,
-            |_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                Ok(OwnedAction::Discrete((state >> 40) as u32 % 2))
-            },
-            |t| out.push(t),
-        )
-        .expect("episode");
-        episode += 1;
-    }
-    out.truncate(steps);
-    debug_assert!(out.iter().all(|t| matches!(t.action, Action::Discrete(_))));
-    out
+    random_experience("CartPole-v1", physics, steps, seed).expect("episodes")
 }

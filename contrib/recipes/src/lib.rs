@@ -4,10 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use plasma_client::episodes::run_episodes;
-use plasma_client::protocol::Transition;
-use plasma_client::{ClientConfig, OwnedAction, PlasmaClient};
-use plasma_envs::Physics;
+use plasma_client::{ClientConfig, PlasmaClient};
 use plasma_server::RunningServer;
 use plasma_server::config::Config;
 
@@ -53,34 +50,5 @@ pub async fn local_server(data_dir: &Path, quick: bool) -> Result<(RunningServer
     Ok((server, client))
 }
 
-/// `steps` real transitions of `env_id` under uniformly random discrete actions (`n`
-/// choices), seeded.
-pub fn random_experience(
-    env_id: &str,
-    n: u32,
-    physics: &Physics,
-    steps: usize,
-    seed: u64,
-) -> Result<Vec<Transition>> {
-    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(steps);
-    let mut episode = 0;
-    while out.len() < steps {
-        run_episodes(
-            env_id,
-            physics,
-            1,
-            seed.wrapping_add(episode),
-            |_| {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                Ok(OwnedAction::Discrete((rng >> 33) as u32 % n))
-            },
-            |t| out.push(t),
-        )?;
-        episode += 1;
-    }
-    out.truncate(steps);
-    Ok(out)
-}
+/// Random-action experience: plasma-client's, re-exported for the recipes.
+pub use plasma_client::episodes::random_experience;

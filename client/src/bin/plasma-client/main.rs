@@ -429,7 +429,7 @@ fn train_request(
     })
 }
 
-/// Random-action experience of a reference environment.
+/// Random-action experience of a reference environment, as one batch.
 fn random_experience(
     env: &str,
     agent: &str,
@@ -437,52 +437,15 @@ fn random_experience(
     physics: &str,
     seed: u64,
 ) -> Result<ExperienceBatch> {
-    let physics = parse_physics(physics)?;
-    let space = plasma_envs::task_spec(env)?.action_space;
-    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        (rng >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut transitions = Vec::with_capacity(steps);
-    let mut episode = 0;
-    while transitions.len() < steps {
-        run_episodes(
-            env,
-            &physics,
-            1,
-            seed.wrapping_add(episode),
-            |_| {
-                Ok(match &space {
-                    plasma_client::protocol::Space::Discrete { n } => {
-                        OwnedAction::Discrete(((next() * *n as f64) as u32).min(n - 1))
-                    }
-                    plasma_client::protocol::Space::Box { low, high } => OwnedAction::Continuous(
-                        low.iter()
-                            .zip(high)
-                            .map(|(&l, &h)| {
-                                let (l, h) = if l.is_finite() && h.is_finite() {
-                                    (f64::from(l), f64::from(h))
-                                } else {
-                                    (-1.0, 1.0)
-                                };
-                                (l + (h - l) * next()) as f32
-                            })
-                            .collect(),
-                    ),
-                })
-            },
-            |t| transitions.push(t),
-        )?;
-        episode += 1;
-    }
-    transitions.truncate(steps);
     Ok(ExperienceBatch {
         agent_id: agent.into(),
         task_name: env.into(),
-        transitions,
+        transitions: plasma_client::episodes::random_experience(
+            env,
+            &parse_physics(physics)?,
+            steps,
+            seed,
+        )?,
     })
 }
 

@@ -36,7 +36,7 @@ async fn main() -> Result<()> {
     let batch = ExperienceBatch {
         agent_id: "sim-agent".into(),
         task_name: "CartPole-v1".into(),
-        transitions: random_experience("CartPole-v1", 2, &Physics::new(), args.steps, 1)?,
+        transitions: random_experience("CartPole-v1", &Physics::new(), args.steps, 1)?,
     };
     let accepted = client.upload_experience(&batch).await?;
     println!(

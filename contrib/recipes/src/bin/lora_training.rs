@@ -67,7 +67,7 @@ async fn upload(
     steps: usize,
     seed: u64,
 ) -> Result<()> {
-    let transitions = random_experience("CartPole-v1", 2, physics, steps, seed)?;
+    let transitions = random_experience("CartPole-v1", physics, steps, seed)?;
     for chunk in transitions.chunks(4096) {
         client
             .upload_experience(&ExperienceBatch {
