@@ -193,6 +193,7 @@ mod tests {
             observation_space: Space::boxed(high.iter().map(|h| -h).collect(), high).unwrap(),
             action_space: Space::discrete(2).unwrap(),
             max_episode_steps: Some(500),
+            termination: None,
         }
     }
 

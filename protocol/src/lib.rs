@@ -3,14 +3,15 @@
 //! Everything an agent, the server and an environment must agree on lives here, so that
 //! the three can never drift apart: the shape of a task ([`TaskSpec`], [`Space`]), what an
 //! agent does ([`Action`], [`ActionRef`]) and what it reports back ([`Transition`],
-//! [`ExperienceBatch`]), and the server's API: requests and answers of its endpoints
+//! [`ExperienceBatch`]), a task's known termination rule ([`Termination`]), and the server's API: requests and answers of its endpoints
 //! ([`TrainRequest`], [`CompileResponse`], …), jobs and their events ([`JobRecord`],
 //! [`JobEvent`]) and error bodies ([`ErrorBody`]). The crate depends on serde-level crates
 //! only, so that small edge devices can use it; the `openapi` feature derives utoipa
 //! schemas for the server's OpenAPI document.
 //!
 //! All types round-trip through JSON with serde. Values that JSON cannot hold (infinite
-//! bounds of a box space) are written as the strings `"inf"` and `"-inf"`.
+//! bounds of a box space or of a termination rule) are written as the strings `"inf"` and
+//! `"-inf"`.
 
 mod action;
 mod api;
@@ -21,6 +22,7 @@ mod jobs;
 mod records;
 mod space;
 mod task;
+mod termination;
 pub mod wire;
 
 pub use action::{Action, ActionError, ActionRef};
@@ -37,3 +39,4 @@ pub use jobs::{EventKind, JobEvent, JobKind, JobRecord, JobStatus, JobStatusView
 pub use records::{PacketRecord, PolicyKind, TaskRecord};
 pub use space::{MAX_SPACE_DIM, Space, SpaceError};
 pub use task::{TaskError, TaskSpec};
+pub use termination::{Termination, TerminationError};

@@ -224,8 +224,9 @@ impl TryFrom<RawSpace> for Space {
     }
 }
 
-/// Bounds as JSON numbers, with infinities as the strings `"inf"` and `"-inf"`.
-mod bounds {
+/// Bounds as JSON numbers, with infinities as the strings `"inf"` and `"-inf"` (shared with
+/// [`crate::Termination`], so both write infinities the same way).
+pub(crate) mod bounds {
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 

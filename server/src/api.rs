@@ -446,9 +446,27 @@ fn load_experience(
         .load_experience(&task.name, max)
         .map_err(storage_failure)?;
     Ok(Experience {
-        spec: task.spec.clone(),
+        spec: job_spec(task),
         transitions,
     })
+}
+
+/// The spec a job computes with: the stored one, except that a reference environment's task
+/// stored before specs declared termination rules takes its environment's rule (the spec is
+/// otherwise the same), so its world model ends imagined episodes as the task does.
+fn job_spec(task: &TaskRecord) -> TaskSpec {
+    let mut spec = task.spec.clone();
+    if task.builtin
+        && spec.termination.is_none()
+        && let Ok(reference) = plasma_envs::task_spec(&task.name)
+        && reference.name == spec.name
+        && reference.observation_space == spec.observation_space
+        && reference.action_space == spec.action_space
+        && reference.max_episode_steps == spec.max_episode_steps
+    {
+        spec.termination = reference.termination;
+    }
+    spec
 }
 
 // ---------------------------------------------------------------- simulate
@@ -1219,4 +1237,44 @@ pub struct ApiDoc;
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     use utoipa::OpenApi;
     Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(spec: TaskSpec, builtin: bool) -> TaskRecord {
+        TaskRecord {
+            name: spec.name.clone(),
+            spec,
+            builtin,
+            transitions: 0,
+            chunks: 0,
+            agents: vec![],
+            base_training: None,
+            created_at: 0.0,
+            updated_at: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_reference_task_stored_without_its_termination_rule_gets_it() {
+        let reference = plasma_envs::task_spec("CartPole-v1").unwrap();
+        assert!(reference.termination.is_some());
+        let old = TaskSpec {
+            termination: None,
+            ..reference.clone()
+        };
+        assert_eq!(job_spec(&record(old.clone(), true)), reference);
+        // An uploaded task's spec is its own, with or without a rule.
+        assert_eq!(job_spec(&record(old.clone(), false)), old);
+        // A stored reference spec that differs otherwise is left as it is.
+        let other = TaskSpec {
+            max_episode_steps: Some(200),
+            ..old
+        };
+        assert_eq!(job_spec(&record(other.clone(), true)), other);
+        let pendulum = plasma_envs::task_spec("Pendulum-v1").unwrap();
+        assert_eq!(job_spec(&record(pendulum.clone(), true)), pendulum);
+    }
 }

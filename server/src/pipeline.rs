@@ -134,6 +134,14 @@ fn world_model(
             .map_err(|e| PipelineError::Compute(e.to_string()))?;
         let mut h = Sha256::new();
         h.update(text.as_bytes());
+        // A declared termination changes how the model's paths end (and is saved in its
+        // checkpoint): a model cached without it is not reused. Hashed only when present,
+        // so checkpoints of tasks without one keep their names.
+        if let Some(t) = &exp.spec.termination {
+            let text =
+                serde_json::to_string(t).map_err(|e| PipelineError::Compute(e.to_string()))?;
+            h.update(text.as_bytes());
+        }
         for t in &exp.transitions {
             h.update(t.reward.to_le_bytes());
         }

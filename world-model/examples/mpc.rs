@@ -71,6 +71,10 @@ struct Args {
     /// Most epochs per fit.
     #[arg(long)]
     epochs: Option<usize>,
+    /// Weight of terminal transitions in the termination loss (1: calibrated
+    /// probabilities; absent: the training default).
+    #[arg(long)]
+    termination_pos_weight: Option<f32>,
     /// Evaluation episodes.
     #[arg(long, default_value_t = 10)]
     eval_episodes: usize,
@@ -111,6 +115,9 @@ fn main() -> Result<()> {
     }
     if let Some(v) = args.epochs {
         config.train.max_epochs = v;
+    }
+    if let Some(v) = args.termination_pos_weight {
+        config.train.termination_pos_weight = Some(v);
     }
     let (mut search, elites) = match &config.planner {
         PlannerConfig::Cem(c) => (c.search.clone(), c.elites),

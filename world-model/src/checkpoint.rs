@@ -61,9 +61,43 @@ impl ModelDocument {
     }
 }
 
+/// Largest JSON document of a checkpoint (model document, normalizers) that is read.
+pub const MAX_JSON_BYTES: u64 = 16 << 20;
+
+/// The whole file, refused when larger than `limit` bytes (checked before and while
+/// reading, so a file growing underneath cannot exceed it either).
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = fs::File::open(path).map_err(|e| WorldModelError::io(path, e))?;
+    let too_large = || {
+        WorldModelError::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("larger than the {limit} bytes a checkpoint file may have"),
+            ),
+        )
+    };
+    let len = file
+        .metadata()
+        .map_err(|e| WorldModelError::io(path, e))?
+        .len();
+    if len > limit {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| WorldModelError::io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
-    let text = fs::read_to_string(path).map_err(|e| WorldModelError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|source| WorldModelError::Json {
+    let text = read_bounded(path, MAX_JSON_BYTES)?;
+    serde_json::from_slice(&text).map_err(|source| WorldModelError::Json {
         what: format!("{what} {}", path.display()),
         source,
     })
@@ -118,16 +152,23 @@ pub fn read_normalizers(dir: &Path) -> Result<Normalizers> {
 
 /// Loads `dir/weights.bpk` into `module` (whose architecture must match: shapes are
 /// validated).
+///
+/// The file is read into memory whole, so that the loaded module owns its weights: burn's
+/// file loader reads tensors lazily, and a model whose checkpoint is replaced or deleted
+/// later (a newer fit, a temporary directory) must keep working. The read is bounded by
+/// what the module's parameters can take.
 pub fn read_weights<M: Module>(dir: &Path, module: M) -> Result<M> {
     let path = dir.join(WEIGHTS_FILE);
-    if !path.is_file() {
-        return Err(WorldModelError::io(
-            &path,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "weights file missing"),
-        ));
-    }
+    // Up to 8 bytes a parameter (f64 records) plus the header and names.
+    let limit = (module.num_params() as u64).saturating_mul(8) + (1 << 20);
+    let bytes = read_bounded(&path, limit)?;
+    let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .map_err(|e| WorldModelError::Record {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
     module
-        .try_load_file(&path)
+        .try_load_record(record)
         .map_err(|e| WorldModelError::Record {
             path,
             message: e.to_string(),

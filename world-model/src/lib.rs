@@ -8,6 +8,8 @@
 //! - [`train`] (via [`WorldModel::fit`]): Gaussian NLL + termination cross-entropy, Adam,
 //!   bootstrapped minibatches, held-out early stopping, fine-tuning from a checkpoint.
 //! - [`rollout`]: phantom paths driven by action sequences, a policy or a planner.
+//! - [`termination`]: a task's declared termination rule (from its spec) ends phantom
+//!   paths in place of the learned termination head, as PETS / mbrl-lib do.
 //! - [`planner`]: CEM and MPPI over action sequences, batched across start states.
 //! - [`checkpoint`]: save / load a model directory.
 //! - [`mpc`]: model-predictive control in the real environments (plasma-envs).
@@ -34,6 +36,7 @@ pub mod planner;
 pub mod policy;
 pub mod registry;
 pub mod rollout;
+pub mod termination;
 mod train;
 
 pub use action::ActionCodec;
@@ -52,6 +55,7 @@ pub use policy::{
 };
 pub use registry::Registry;
 pub use rollout::{ActionSequences, Driver, HostTrajectory, Policy, RolloutOptions, Trajectory};
+pub use termination::DeclaredTermination;
 
 /// Re-export of the burn crate this crate is built on, so that users name the same types.
 pub use burn;

@@ -9,6 +9,8 @@
 //! Returns: `G_p = Σ_t γ^t · a_{p,t} · r_{p,t}` where `a_{p,t} = Π_{k<t} c_{p,k}` is the
 //! probability that the path is still alive before step `t` and `c` the predicted continue
 //! probability: a path stops accumulating reward as the model predicts its termination.
+//! When the task declares its termination ([`plasma_protocol::TaskSpec::termination`]),
+//! `c` is that rule applied to the predicted observation, 0 or 1 ([`crate::termination`]).
 //!
 //! Halting (MOReL's pessimistic MDP): a family that tracks the region it knows from data
 //! ([`crate::ModelState::in_support`]) halts a path whose state leaves it; from the next

@@ -21,6 +21,7 @@ fn spec() -> TaskSpec {
         observation_space: Space::boxed(vec![-1.0; 2], vec![1.0; 2]).unwrap(),
         action_space: Space::discrete(2).unwrap(),
         max_episode_steps: None,
+        termination: None,
     }
 }
 

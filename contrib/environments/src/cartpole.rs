@@ -1,6 +1,6 @@
 //! CartPole-v1: `gymnasium/envs/classic_control/cartpole.py`, line by line.
 
-use plasma_protocol::{ActionRef, Space};
+use plasma_protocol::{ActionRef, Space, Termination};
 
 use crate::env::{Dynamics, GymEnv, copy_into};
 use crate::error::EnvError;
@@ -139,6 +139,18 @@ impl Dynamics for CartPole {
         500
     }
 
+    /// `step`'s rule, from the same thresholds: the cart beyond ±2.4 m or the pole beyond
+    /// ±12°; velocities never end an episode.
+    fn termination(&self) -> Option<Termination> {
+        let high = vec![
+            X_THRESHOLD as f32,
+            f32::INFINITY,
+            self.theta_threshold_radians as f32,
+            f32::INFINITY,
+        ];
+        Termination::observation_bounds(high.iter().map(|h| -h).collect(), high).ok()
+    }
+
     fn state_dim(&self) -> usize {
         4
     }
@@ -222,6 +234,44 @@ mod tests {
         ];
         assert_eq!(env.state(), expect.to_vec());
         assert_eq!(obs, expect.map(|v| v as f32).to_vec());
+    }
+
+    #[test]
+    fn declared_termination_is_the_one_step_applies() {
+        let mut env = CartPole::env(CartPoleConfig {
+            length: 2.0,
+            ..CartPoleConfig::default()
+        })
+        .unwrap();
+        let spec = env.spec();
+        assert_eq!(spec.validate(), Ok(()));
+        let rule = spec.termination.expect("CartPole declares its termination");
+        let Termination::ObservationBounds { low, high } = &rule;
+        assert_eq!(high, &vec![2.4, f32::INFINITY, 0.209_439_52, f32::INFINITY]);
+        assert_eq!(low, &high.iter().map(|h| -h).collect::<Vec<_>>());
+        // Random states, many across the thresholds: the rule on the observation agrees
+        // with the environment's own flag.
+        let mut rng = NpRandom::from_seed(7);
+        let mut state = [0.0; 4];
+        let (mut ended, mut went_on) = (0, 0);
+        for _ in 0..2000 {
+            rng.uniform_into(-1.0, 1.0, &mut state);
+            let s = [
+                state[0] * 3.0,
+                state[1] * 2.0,
+                state[2] * 0.3,
+                state[3] * 2.0,
+            ];
+            env.set_state(&s).unwrap();
+            let step = env.step(ActionRef::Discrete(1)).unwrap();
+            assert_eq!(rule.terminates(&step.obs), step.terminated, "{s:?}");
+            if step.terminated {
+                ended += 1
+            } else {
+                went_on += 1
+            }
+        }
+        assert!(ended > 100 && went_on > 100, "{ended} {went_on}");
     }
 
     #[test]

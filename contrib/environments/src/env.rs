@@ -1,7 +1,7 @@
 //! The environment interface, and the wrapper that gives raw dynamics Gymnasium's
 //! episode semantics (seeding, time limit, order of calls).
 
-use plasma_protocol::{ActionRef, Space, TaskSpec};
+use plasma_protocol::{ActionRef, Space, TaskSpec, Termination};
 
 use crate::error::EnvError;
 use crate::rng::NpRandom;
@@ -52,6 +52,11 @@ pub trait Env {
     fn action_space(&self) -> &Space;
     /// Steps after which an episode is truncated (Gymnasium's `max_episode_steps`).
     fn max_episode_steps(&self) -> Option<u32>;
+    /// The task's termination rule, when it can be declared (see [`Termination`]); `None`
+    /// when the task never terminates or its rule is not a box on the observation.
+    fn termination(&self) -> Option<Termination> {
+        None
+    }
     /// Steps taken since the last reset.
     fn elapsed_steps(&self) -> u32;
 
@@ -89,6 +94,7 @@ pub trait Env {
             observation_space: self.observation_space().clone(),
             action_space: self.action_space().clone(),
             max_episode_steps: self.max_episode_steps(),
+            termination: self.termination(),
         }
     }
 }
@@ -105,6 +111,9 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn max_episode_steps(&self) -> Option<u32> {
         (**self).max_episode_steps()
+    }
+    fn termination(&self) -> Option<Termination> {
+        (**self).termination()
     }
     fn elapsed_steps(&self) -> u32 {
         (**self).elapsed_steps()
@@ -149,6 +158,11 @@ pub trait Dynamics: Send {
     fn action_space(&self) -> Space;
     /// The time limit `gymnasium.make` applies.
     fn max_episode_steps(&self) -> u32;
+    /// The termination rule [`Dynamics::step`] applies, when it is a box on the
+    /// observation (see [`Env::termination`]).
+    fn termination(&self) -> Option<Termination> {
+        None
+    }
     /// Length of the raw state.
     fn state_dim(&self) -> usize;
     /// Draws an initial state, consuming the generator as Gymnasium's `reset` does.
@@ -241,6 +255,9 @@ impl<D: Dynamics> Env for GymEnv<D> {
     }
     fn max_episode_steps(&self) -> Option<u32> {
         Some(self.max_episode_steps)
+    }
+    fn termination(&self) -> Option<Termination> {
+        self.dynamics.termination()
     }
     fn elapsed_steps(&self) -> u32 {
         self.elapsed

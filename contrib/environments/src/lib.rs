@@ -55,6 +55,6 @@ pub use mountain_car::{
 };
 pub use pendulum::{Pendulum, PendulumConfig};
 pub use physics::{Physics, PhysicsConfig};
-pub use plasma_protocol::{Action, ActionError, ActionRef, Space, TaskSpec};
+pub use plasma_protocol::{Action, ActionError, ActionRef, Space, TaskSpec, Termination};
 pub use registry::{ENV_IDS, default_physics, make, make_vec, make_with, task_spec};
 pub use vector::{BatchActions, VectorEnv};

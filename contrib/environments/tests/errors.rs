@@ -161,3 +161,16 @@ fn set_state_allows_stepping_without_reset() {
     assert_eq!(step.reward, -1.0);
     assert_eq!(env.elapsed_steps(), 1);
 }
+
+#[test]
+fn only_cartpole_declares_its_termination() {
+    // Pendulum never terminates; Acrobot's rule is not a box on its (cos, sin) observation;
+    // the mountain cars end at a goal (a conjunction), not on leaving a box.
+    for id in ENV_IDS {
+        let spec = task_spec(id).unwrap();
+        assert_eq!(spec.validate(), Ok(()), "{id}");
+        assert_eq!(spec.termination.is_some(), id == "CartPole-v1", "{id}");
+        // Boxed environments report the same rule.
+        assert_eq!(make(id).unwrap().termination(), spec.termination, "{id}");
+    }
+}

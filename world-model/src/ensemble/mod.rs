@@ -20,6 +20,7 @@ use crate::model::{
 };
 use crate::normalize::{Normalizers, Support};
 use crate::rollout::step_noise;
+use crate::termination::DeclaredTermination;
 use crate::train;
 
 pub use net::{EnsembleNet, Heads};
@@ -66,8 +67,10 @@ impl DeviceNorm {
 ///
 /// The state of a path is its observation. A step normalizes `[obs, encoded action]`,
 /// evaluates member `p % E` on path `p` (all members in one batched product), and
-/// de-normalizes the predicted change of observation and reward; the termination logit
-/// gives the continue probability `1 − sigmoid(logit)`.
+/// de-normalizes the predicted change of observation and reward. The continue probability
+/// is the learned termination logit's `1 − sigmoid(logit)`, times the task's declared rule
+/// applied to the predicted observation (0 outside its bounds, 1 inside; see
+/// [`crate::termination`]) when the spec declares one.
 #[derive(Debug)]
 pub struct Ensemble {
     config: EnsembleConfig,
@@ -80,6 +83,8 @@ pub struct Ensemble {
     net: EnsembleNet,
     norm: Normalizers,
     device_norm: DeviceNorm,
+    /// The spec's termination rule on the device; `None`: the learned head decides.
+    termination: Option<DeclaredTermination>,
     trained: bool,
 }
 
@@ -97,7 +102,13 @@ impl Ensemble {
             &device.clone().autodiff(),
         );
         let norm = Normalizers::identity(obs_dim, action_dim);
+        let termination = spec
+            .termination
+            .as_ref()
+            .map(|rule| DeclaredTermination::new(rule, obs_dim, &device))
+            .transpose()?;
         Ok(Ensemble {
+            termination,
             net: train_net.valid(),
             train_net,
             device_norm: DeviceNorm::new(&norm, obs_dim, &config, &device),
@@ -230,7 +241,8 @@ impl Ensemble {
     }
 
     /// Means of each member's prediction for transitions, de-normalized: `[E, P, obs_dim + 1]`
-    /// host rows (Δobs then reward) and the members' termination probabilities `[E, P]`.
+    /// host rows (Δobs then reward) and the members' learned termination probabilities
+    /// `[E, P]` (the heads', even when the task declares its termination).
     /// For diagnostics and audits (e.g. MOReL's pairwise discrepancy).
     pub fn member_predictions(
         &self,
@@ -362,10 +374,17 @@ impl WorldModel for Ensemble {
             let below = latent.clone().lower_equal(hi.clone());
             (above.float() * below.float()).min_dim(1).reshape([p])
         });
+        // The learned head's soft risk (a pole tilting towards its limit) times the
+        // declared rule's certainty (a state beyond the rule's bounds has ended).
+        let learned = sigmoid(term.neg());
+        let continue_prob = match &self.termination {
+            Some(rule) => learned * rule.continue_prob(&latent),
+            None => learned,
+        };
         Ok(ModelState {
             latent,
             reward: Some(reward),
-            continue_prob: Some(sigmoid(term.neg())),
+            continue_prob: Some(continue_prob),
             uncertainty,
             in_support,
             support_bounds: bounds,

@@ -17,6 +17,7 @@ pub(crate) fn toy_spec() -> TaskSpec {
         observation_space: Space::boxed(vec![-1.0; 2], vec![1.0; 2]).unwrap(),
         action_space: Space::discrete(2).unwrap(),
         max_episode_steps: None,
+        termination: None,
     }
 }
 
@@ -243,6 +244,8 @@ fn save_and_load_reproduce_predictions_exactly() {
     let loaded = crate::registry::load(dir.path(), &Device::flex()).unwrap();
     assert_eq!(loaded.family(), "ensemble");
     assert!(loaded.is_trained());
+    // The loaded model owns its weights: deleting its checkpoint changes nothing.
+    drop(dir);
     let device = Device::flex();
     let start = start_states(&[0.3, -0.1, -0.5, 0.2, 0.0, 0.9, 0.1, 0.1], 2, &device).unwrap();
     let actions = ActionSequences::Discrete(Tensor::<2, Int>::from_data(
@@ -265,7 +268,17 @@ fn save_and_load_reproduce_predictions_exactly() {
         .to_host()
         .unwrap();
     assert_eq!(a, b, "bit-identical predictions after reload");
-    // Missing or corrupt files are errors.
+    // Missing, corrupt or oversized files are errors.
+    let dir = tempfile::tempdir().unwrap();
+    model.save(dir.path()).unwrap();
+    let weights = std::fs::read(dir.path().join("weights.bpk")).unwrap();
+    let mut padded = weights.clone();
+    padded.resize(weights.len() * 3 + (1 << 20), 0);
+    std::fs::write(dir.path().join("weights.bpk"), padded).unwrap();
+    match crate::registry::load(dir.path(), &device) {
+        Err(err) => assert!(err.to_string().contains("larger than"), "{err}"),
+        Ok(_) => panic!("an oversized weights file loaded"),
+    }
     std::fs::write(dir.path().join("weights.bpk"), b"garbage").unwrap();
     assert!(crate::registry::load(dir.path(), &device).is_err());
     assert!(crate::registry::load(&dir.path().join("nowhere"), &device).is_err());
@@ -535,4 +548,143 @@ fn a_path_starting_outside_the_support_is_halted_only_going_further_out() {
     assert_eq!(back.in_support, vec![1.0; horizon], "{:?}", back.obs);
     let further = run(0);
     assert_eq!(further.in_support, vec![0.0; horizon], "{:?}", further.obs);
+}
+
+/// The toy task declaring a termination rule that its data does not follow: `s₀` leaving
+/// `[−0.45, 0.45]` ends the episode, `s₁` never does.
+fn declared_spec() -> TaskSpec {
+    TaskSpec {
+        termination: Some(
+            plasma_protocol::Termination::observation_bounds(
+                vec![-0.45, f32::NEG_INFINITY],
+                vec![0.45, f32::INFINITY],
+            )
+            .unwrap(),
+        ),
+        ..toy_spec()
+    }
+}
+
+fn declared_model() -> Ensemble {
+    let config = EnsembleConfig {
+        support_margin: None,
+        ..small_config()
+    };
+    let mut model = Ensemble::new(config, declared_spec(), Device::flex()).unwrap();
+    model.fit(&toy_data(400, 1), &fast_train()).unwrap();
+    model
+}
+
+/// Random action sequences from a grid of starts, so that some paths leave the bounds
+/// (at different steps) and some never do.
+fn declared_rollout(model: &dyn WorldModel, uncertainty: bool) -> crate::HostTrajectory {
+    let device = Device::flex();
+    let (paths, horizon) = (40, 8);
+    let starts: Vec<f32> = (0..paths)
+        .flat_map(|p| [-0.4 + 0.02 * p as f32, 0.1])
+        .collect();
+    let mut rng = SmallRng::seed_from_u64(3);
+    let actions: Vec<i64> = (0..paths * horizon)
+        .map(|_| rng.random_range(0..2i64))
+        .collect();
+    let actions = ActionSequences::Discrete(Tensor::<2, Int>::from_data(
+        TensorData::new(actions, [paths, horizon]),
+        &device,
+    ));
+    let options = RolloutOptions {
+        uncertainty,
+        ..RolloutOptions::default()
+    };
+    model
+        .rollout(
+            start_states(&starts, 2, &device).unwrap(),
+            Driver::Actions(&actions),
+            horizon,
+            &options,
+        )
+        .unwrap()
+        .to_host()
+        .unwrap()
+}
+
+/// The same weights without the declaration: the model saved, its document stripped of the
+/// rule (as written before rules existed), and loaded again.
+fn without_declaration(model: &Ensemble) -> Box<dyn WorldModel> {
+    let dir = tempfile::tempdir().unwrap();
+    model.save(dir.path()).unwrap();
+    let doc = dir.path().join(crate::checkpoint::MODEL_FILE);
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&doc).unwrap()).unwrap();
+    json["spec"].as_object_mut().unwrap().remove("termination");
+    std::fs::write(&doc, serde_json::to_string(&json).unwrap()).unwrap();
+    let old = crate::registry::load(dir.path(), &Device::flex()).unwrap();
+    assert_eq!(old.spec(), &toy_spec());
+    old
+}
+
+#[test]
+fn a_declared_termination_ends_paths_exactly_when_they_leave_its_bounds() {
+    let model = declared_model();
+    let learned_only = without_declaration(&model);
+    for uncertainty in [false, true] {
+        let t = declared_rollout(&model, uncertainty);
+        let head = declared_rollout(learned_only.as_ref(), uncertainty);
+        // Same weights, same actions: the same imagined states.
+        assert_eq!(t.obs, head.obs);
+        let (mut ended, mut survived) = (0, 0);
+        for p in 0..t.paths {
+            let mut expected_return = 0.0;
+            let mut alive = 1.0;
+            for s in 0..t.horizon {
+                let i = p * t.horizon + s;
+                let x = t.obs[i * 2];
+                let inside = (-0.45..=0.45).contains(&x);
+                // 0 outside the bounds; inside, the learned head's soft probability.
+                let expected = if inside { head.continue_probs[i] } else { 0.0 };
+                assert_eq!(t.continue_probs[i], expected, "{x}");
+                expected_return += alive * t.rewards[i];
+                alive *= t.continue_probs[i];
+            }
+            // The step that leaves earns its reward, none after it does.
+            assert!(
+                (t.returns[p] - expected_return).abs() < 1e-4,
+                "path {p}: {} vs {expected_return}",
+                t.returns[p]
+            );
+            if alive == 0.0 {
+                ended += 1
+            } else {
+                survived += 1
+            }
+        }
+        assert!(
+            ended >= 5 && survived >= 5,
+            "{ended} ended, {survived} survived"
+        );
+    }
+    // The head itself is soft: the rule adds certainty, it does not replace the risk signal.
+    let t = declared_rollout(learned_only.as_ref(), false);
+    assert!(t.continue_probs.iter().any(|c| *c > 0.0 && *c < 1.0));
+}
+
+#[test]
+fn a_declared_termination_survives_a_checkpoint() {
+    let model = declared_model();
+    let dir = tempfile::tempdir().unwrap();
+    model.save(dir.path()).unwrap();
+    let loaded = crate::registry::load(dir.path(), &Device::flex()).unwrap();
+    assert_eq!(loaded.spec(), &declared_spec());
+    assert_eq!(
+        declared_rollout(&model, false),
+        declared_rollout(loaded.as_ref(), false)
+    );
+    // A document written before termination rules existed loads, with the learned head
+    // alone: paths beyond the bounds go on.
+    let old = without_declaration(&model);
+    let t = declared_rollout(old.as_ref(), false);
+    let beyond = (0..t.paths * t.horizon)
+        .filter(|&i| !(-0.45..=0.45).contains(&t.obs[i * 2]))
+        .filter(|&i| t.continue_probs[i] > 0.0)
+        .count();
+    assert!(beyond > 0, "no path beyond the bounds continued");
 }

@@ -32,6 +32,7 @@ impl Track {
                 observation_space: Space::boxed(vec![-10.0], vec![10.0]).unwrap(),
                 action_space,
                 max_episode_steps: None,
+                termination: None,
             },
             device: Device::flex(),
         }

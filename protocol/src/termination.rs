@@ -1,0 +1,243 @@
+//! A task's termination, when it is known in advance and can be declared.
+//!
+//! Under a reward that is the same at every step (CartPole's +1) the only thing that tells
+//! a planner a plan is bad is the episode ending, and a termination learned from a few
+//! thousand transitions is blurred and one-sided. Model-based agents that solve such tasks
+//! (PETS, mbrl-lib's `termination_fns`) give the planner the task's own termination rule.
+//! Declaring it in the [`crate::TaskSpec`] keeps it data, not code, so that a task an agent
+//! uploads can declare it as well as the reference environments.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::space::{MAX_SPACE_DIM, bounds};
+
+/// The rule that ends an episode, known in advance.
+///
+/// JSON: `{"type": "observation_bounds", "low": [-2.4, "-inf"], "high": [2.4, "inf"]}`;
+/// infinite bounds are written as in [`crate::Space`]. Deserializing validates the rule
+/// (not its dimension: [`crate::TaskSpec::validate`] checks it against the observation
+/// space).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", try_from = "RawTermination")]
+pub enum Termination {
+    /// The episode ends after a step whose observation leaves the box: some dimension `i`
+    /// has `obs[i] < low[i]` or `obs[i] > high[i]`. The bounds themselves do not end it
+    /// (Gymnasium's CartPole compares strictly), an infinite bound never does, and a NaN
+    /// value does (it is in no interval; real environments do not produce one, a diverged
+    /// model prediction may).
+    ObservationBounds {
+        /// Lowest value of each dimension that continues; `-inf` for none.
+        #[serde(with = "bounds")]
+        low: Vec<f32>,
+        /// Highest value of each dimension that continues; `inf` for none.
+        #[serde(with = "bounds")]
+        high: Vec<f32>,
+    },
+}
+
+/// Why a termination rule is malformed.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum TerminationError {
+    /// Bound vectors of different lengths.
+    #[error("termination bounds differ in length: {low} low, {high} high")]
+    BoundsLength {
+        /// Length of `low`.
+        low: usize,
+        /// Length of `high`.
+        high: usize,
+    },
+    /// No dimension at all.
+    #[error("termination bounds need at least one dimension")]
+    Empty,
+    /// More dimensions than any observation space may have.
+    #[error("termination bounds have {dim} dimensions, the limit is {max}")]
+    TooLarge {
+        /// Its dimension.
+        dim: usize,
+        /// The limit ([`MAX_SPACE_DIM`]).
+        max: usize,
+    },
+    /// A NaN bound.
+    #[error("termination bound {position} is NaN")]
+    NanBound {
+        /// Index of the offending dimension.
+        position: usize,
+    },
+    /// `low[i] >= high[i]`: every value of that dimension would end the episode.
+    #[error("termination bound {position}: low {low} is not below high {high}")]
+    EmptyInterval {
+        /// Index of the offending dimension.
+        position: usize,
+        /// The lower bound.
+        low: f32,
+        /// The upper bound.
+        high: f32,
+    },
+}
+
+impl Termination {
+    /// A validated [`Termination::ObservationBounds`].
+    pub fn observation_bounds(low: Vec<f32>, high: Vec<f32>) -> Result<Self, TerminationError> {
+        let t = Termination::ObservationBounds { low, high };
+        t.validate()?;
+        Ok(t)
+    }
+
+    /// Checks what [`Termination::observation_bounds`] guarantees, for rules built from the
+    /// public variant directly.
+    pub fn validate(&self) -> Result<(), TerminationError> {
+        match self {
+            Termination::ObservationBounds { low, high } => {
+                if low.len() != high.len() {
+                    return Err(TerminationError::BoundsLength {
+                        low: low.len(),
+                        high: high.len(),
+                    });
+                }
+                if low.is_empty() {
+                    return Err(TerminationError::Empty);
+                }
+                if low.len() > MAX_SPACE_DIM {
+                    return Err(TerminationError::TooLarge {
+                        dim: low.len(),
+                        max: MAX_SPACE_DIM,
+                    });
+                }
+                for (position, (&l, &h)) in low.iter().zip(high).enumerate() {
+                    if l.is_nan() || h.is_nan() {
+                        return Err(TerminationError::NanBound { position });
+                    }
+                    if l >= h {
+                        return Err(TerminationError::EmptyInterval {
+                            position,
+                            low: l,
+                            high: h,
+                        });
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Number of observation values the rule reads.
+    pub fn dim(&self) -> usize {
+        match self {
+            Termination::ObservationBounds { low, .. } => low.len(),
+        }
+    }
+
+    /// Whether an episode ends on reaching observation `obs` (a slice shorter than the
+    /// rule is read as far as it goes).
+    pub fn terminates(&self, obs: &[f32]) -> bool {
+        match self {
+            Termination::ObservationBounds { low, high } => obs
+                .iter()
+                .zip(low.iter().zip(high))
+                .any(|(v, (l, h))| !(l <= v && v <= h)),
+        }
+    }
+}
+
+/// The serialized form before validation.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum RawTermination {
+    ObservationBounds {
+        #[serde(with = "bounds")]
+        low: Vec<f32>,
+        #[serde(with = "bounds")]
+        high: Vec<f32>,
+    },
+}
+
+impl TryFrom<RawTermination> for Termination {
+    type Error = TerminationError;
+
+    fn try_from(raw: RawTermination) -> Result<Self, Self::Error> {
+        match raw {
+            RawTermination::ObservationBounds { low, high } => {
+                Termination::observation_bounds(low, high)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cartpole() -> Termination {
+        let high = vec![2.4, f32::INFINITY, 0.209_439_52, f32::INFINITY];
+        Termination::observation_bounds(high.iter().map(|h| -h).collect(), high).unwrap()
+    }
+
+    #[test]
+    fn json_round_trip_with_infinite_bounds() {
+        let t = cartpole();
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"observation_bounds","low":[-2.4,"-inf",-0.20943952,"-inf"],"high":[2.4,"inf",0.20943952,"inf"]}"#
+        );
+        assert_eq!(serde_json::from_str::<Termination>(&json).unwrap(), t);
+    }
+
+    #[test]
+    fn deserializing_validates() {
+        for bad in [
+            r#"{"type":"observation_bounds","low":[0.0],"high":[]}"#,
+            r#"{"type":"observation_bounds","low":[],"high":[]}"#,
+            r#"{"type":"observation_bounds","low":[1.0],"high":[1.0]}"#,
+            r#"{"type":"observation_bounds","low":["nan"],"high":[1.0]}"#,
+            r#"{"type":"observation_bounds","low":["inf"],"high":["inf"]}"#,
+            r#"{"type":"reward_below","low":[0.0],"high":[1.0]}"#,
+        ] {
+            assert!(serde_json::from_str::<Termination>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn validate_reports_the_fault() {
+        assert_eq!(
+            Termination::observation_bounds(vec![0.0, 2.0], vec![1.0, 2.0]),
+            Err(TerminationError::EmptyInterval {
+                position: 1,
+                low: 2.0,
+                high: 2.0
+            })
+        );
+        assert_eq!(
+            Termination::observation_bounds(vec![0.0], vec![f32::NAN]),
+            Err(TerminationError::NanBound { position: 0 })
+        );
+        assert_eq!(
+            Termination::observation_bounds(vec![0.0], vec![1.0, 2.0]),
+            Err(TerminationError::BoundsLength { low: 1, high: 2 })
+        );
+        assert_eq!(
+            Termination::observation_bounds(vec![], vec![]),
+            Err(TerminationError::Empty)
+        );
+        assert!(matches!(
+            Termination::observation_bounds(
+                vec![0.0; MAX_SPACE_DIM + 1],
+                vec![1.0; MAX_SPACE_DIM + 1]
+            ),
+            Err(TerminationError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn terminates_strictly_outside_the_bounds() {
+        let t = cartpole();
+        assert_eq!(t.dim(), 4);
+        assert!(!t.terminates(&[0.0, 100.0, 0.0, -100.0]));
+        assert!(!t.terminates(&[2.4, 0.0, -0.209_439_52, 0.0]));
+        assert!(t.terminates(&[2.41, 0.0, 0.0, 0.0]));
+        assert!(t.terminates(&[-2.41, 0.0, 0.0, 0.0]));
+        assert!(t.terminates(&[0.0, 0.0, 0.21, 0.0]));
+        assert!(t.terminates(&[0.0, f32::NAN, 0.0, 0.0]));
+    }
+}
