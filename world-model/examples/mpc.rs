@@ -71,6 +71,15 @@ struct Args {
     /// Most epochs per fit.
     #[arg(long)]
     epochs: Option<usize>,
+    /// Plan without a terminal value (CartPole learns one by default).
+    #[arg(long)]
+    no_terminal_value: bool,
+    /// Value-iteration sweeps of the terminal value.
+    #[arg(long)]
+    value_iterations: Option<usize>,
+    /// Discount of the terminal value.
+    #[arg(long)]
+    value_discount: Option<f32>,
     /// Weight of terminal transitions in the termination loss (1: calibrated
     /// probabilities; absent: the training default).
     #[arg(long)]
@@ -115,6 +124,15 @@ fn main() -> Result<()> {
     }
     if let Some(v) = args.epochs {
         config.train.max_epochs = v;
+    }
+    if args.no_terminal_value {
+        config.terminal_value = None;
+    }
+    if let (Some(v), Some(value)) = (args.value_iterations, config.terminal_value.as_mut()) {
+        value.iterations = v;
+    }
+    if let (Some(v), Some(value)) = (args.value_discount, config.terminal_value.as_mut()) {
+        value.discount = v;
     }
     if let Some(v) = args.termination_pos_weight {
         config.train.termination_pos_weight = Some(v);

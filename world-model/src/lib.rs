@@ -38,6 +38,7 @@ pub mod registry;
 pub mod rollout;
 pub mod termination;
 mod train;
+pub mod value;
 
 pub use action::ActionCodec;
 pub use config::{EnsembleConfig, NormalizerUpdate, TrainConfig, WorldModelConfig};
@@ -56,6 +57,7 @@ pub use policy::{
 pub use registry::Registry;
 pub use rollout::{ActionSequences, Driver, HostTrajectory, Policy, RolloutOptions, Trajectory};
 pub use termination::DeclaredTermination;
+pub use value::{TerminalValue, ValueConfig, ValueReport};
 
 /// Re-export of the burn crate this crate is built on, so that users name the same types.
 pub use burn;

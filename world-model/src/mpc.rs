@@ -19,6 +19,7 @@ use crate::error::{Result, WorldModelError};
 use crate::model::{TrainReport, WorldModel};
 use crate::planner::{Cem, CemConfig, Mppi, MppiConfig, Planner};
 use crate::registry::Registry;
+use crate::value::{TerminalValue, ValueConfig};
 
 /// Which planner an MPC agent uses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +68,11 @@ pub struct MpcConfig {
     /// structs, e.g. `("length", 1.0)` for CartPole), for changed-system experiments.
     #[serde(default)]
     pub physics: Vec<(String, f64)>,
+    /// A terminal value learned in the model after every fit (see [`crate::value`]), for
+    /// discrete-action tasks whose reward only says "still alive": it tells the planner
+    /// what lies beyond its horizon. `None`: plans score the horizon alone.
+    #[serde(default)]
+    pub terminal_value: Option<ValueConfig>,
 }
 
 impl MpcConfig {
@@ -108,7 +114,11 @@ impl MpcConfig {
             eval_episodes: 10,
             device: "cpu".into(),
             physics: Vec::new(),
+            terminal_value: None,
         };
+        if env.starts_with("CartPole") {
+            config.terminal_value = Some(ValueConfig::default());
+        }
         if env.starts_with("Pendulum") {
             config.max_real_steps = 5000;
             config.random_steps = 400;
@@ -311,6 +321,19 @@ pub fn learn(
             r.holdout_mse
         ));
         report.last_fit = Some(r);
+        if let Some(value_config) = &config.terminal_value {
+            let value_config = ValueConfig {
+                seed: value_config.seed.wrapping_add(report.fits as u64),
+                ..value_config.clone()
+            };
+            let states: Vec<f32> = (0..data.len()).flat_map(|i| data.obs(i).to_vec()).collect();
+            let (value, v) = TerminalValue::fit(agent.model.as_ref(), &states, &value_config)?;
+            log(&format!(
+                "terminal value: mean {:.1}, regression mse {:.3}, {:.1} s",
+                v.mean_value, v.last_loss, v.seconds
+            ));
+            agent.planner.set_terminal_value(Some(value));
+        }
         Ok(())
     };
     while report.real_steps < config.max_real_steps {

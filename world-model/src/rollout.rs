@@ -38,10 +38,11 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::{Result, WorldModelError, check_finite, read_f32};
 use crate::model::{ActionBatch, Noise, StepOptions, WorldModel};
+use crate::value::TerminalValue;
 
 /// Options of a rollout.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RolloutOptions {
+#[derive(Debug, Clone, Copy)]
+pub struct RolloutOptions<'a> {
     /// Mean or sampled predictions.
     pub noise: Noise,
     /// Compute per-step epistemic uncertainty (member disagreement); `E` times the cost.
@@ -53,9 +54,12 @@ pub struct RolloutOptions {
     pub discount: f32,
     /// `λ ≥ 0`: the returns count `r − λ·u` (MOPO); `λ > 0` computes the uncertainty.
     pub uncertainty_penalty: f32,
+    /// Value of the state a path ends in, added to its return as `γ^H · a_H · V(s_H)` (see
+    /// [`crate::value`]): what lies beyond the horizon.
+    pub terminal_value: Option<&'a TerminalValue>,
 }
 
-impl Default for RolloutOptions {
+impl Default for RolloutOptions<'_> {
     fn default() -> Self {
         RolloutOptions {
             noise: Noise::Mean,
@@ -63,6 +67,7 @@ impl Default for RolloutOptions {
             record: true,
             discount: 1.0,
             uncertainty_penalty: 0.0,
+            terminal_value: None,
         }
     }
 }
@@ -339,6 +344,10 @@ pub fn rollout<M: WorldModel + ?Sized>(
         if let Some(u) = state.uncertainty.clone() {
             unc_steps.push(u);
         }
+    }
+    if let Some(value) = options.terminal_value {
+        let last = model.decode(&state)?.obs;
+        returns = returns + alive.clone().mul(value.value(last)).mul_scalar(discount);
     }
     let stack2 = |v: Vec<Tensor<1>>| (!v.is_empty()).then(|| Tensor::stack::<2>(v, 1));
     let members = model.members().max(1);

@@ -1,6 +1,7 @@
 //! The cross-entropy method (PETS's optimizer): refit the sequence distribution to the
 //! best `elites` candidates of each start state, equally weighted.
 
+use crate::value::TerminalValue;
 use serde::{Deserialize, Serialize};
 
 use super::{Plan, Planner, Search, SearchConfig};
@@ -70,6 +71,10 @@ impl Planner for Cem {
 
     fn reset(&mut self) {
         self.search.reset();
+    }
+
+    fn set_terminal_value(&mut self, value: Option<TerminalValue>) {
+        self.search.terminal_value = value;
     }
 
     fn horizon(&self) -> usize {

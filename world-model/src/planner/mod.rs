@@ -34,6 +34,7 @@ use crate::ensemble::net::normal;
 use crate::error::{Result, WorldModelError, check_finite};
 use crate::model::{ActionBatch, Noise, WorldModel};
 use crate::rollout::{ActionSequences, Driver, Policy, RolloutOptions, start_states};
+use crate::value::TerminalValue;
 
 pub use cem::{Cem, CemConfig};
 pub use mppi::{Mppi, MppiConfig};
@@ -60,6 +61,9 @@ pub trait Planner: Send {
     fn reset(&mut self);
     /// Steps planned ahead.
     fn horizon(&self) -> usize;
+    /// Values the states plans end in (see [`crate::value`]); `None` scores the horizon
+    /// alone. Learned for one model: set it again after refitting the model.
+    fn set_terminal_value(&mut self, value: Option<TerminalValue>);
 }
 
 /// Options shared by the planners.
@@ -171,6 +175,8 @@ pub(crate) struct Search {
     rng: SmallRng,
     /// Kept solution for warm starts, with its number of starts.
     pub(crate) previous: Option<(usize, SeqDist)>,
+    /// Value of the states candidate paths end in.
+    pub(crate) terminal_value: Option<TerminalValue>,
 }
 
 /// Half-range of a box dimension (1 for unbounded ones) and its centre.
@@ -189,6 +195,7 @@ impl Search {
             rng: SmallRng::seed_from_u64(config.seed),
             config,
             previous: None,
+            terminal_value: None,
         })
     }
 
@@ -358,6 +365,7 @@ impl Search {
             record: false,
             discount: self.config.discount,
             uncertainty_penalty: self.config.uncertainty_penalty,
+            terminal_value: self.terminal_value.as_ref(),
         };
         let returns = model
             .rollout(start, Driver::Actions(&actions), h, &options)?

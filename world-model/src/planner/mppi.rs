@@ -3,6 +3,7 @@
 //! relative to the spread of the returns, so one setting suits tasks whose rewards differ
 //! in scale.
 
+use crate::value::TerminalValue;
 use serde::{Deserialize, Serialize};
 
 use super::{Plan, Planner, Search, SearchConfig};
@@ -76,6 +77,10 @@ impl Planner for Mppi {
 
     fn reset(&mut self) {
         self.search.reset();
+    }
+
+    fn set_terminal_value(&mut self, value: Option<TerminalValue>) {
+        self.search.terminal_value = value;
     }
 
     fn horizon(&self) -> usize {
