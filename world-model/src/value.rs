@@ -141,7 +141,7 @@ impl TerminalValue {
             }
         };
         let d = model.spec().observation_space.dim();
-        if d == 0 || states.is_empty() || states.len() % d != 0 {
+        if d == 0 || states.is_empty() || !states.len().is_multiple_of(d) {
             return Err(WorldModelError::Config(format!(
                 "value states: {} values are no whole number of {d}-value observations",
                 states.len()
@@ -183,7 +183,7 @@ impl TerminalValue {
 
         let members = model.members().max(1);
         let b = config.states;
-        let mut rng = SmallRng::seed_from_u64(config.seed ^ 0x5eed_0f_7a1e);
+        let mut rng = SmallRng::seed_from_u64(config.seed ^ 0x005e_ed0f_7a1e);
         let mut optim = AdamConfig::new().init();
         let (mut last_loss, mut mean_value) = (f32::NAN, f32::NAN);
         let mut order: Vec<usize> = (0..b).collect();
