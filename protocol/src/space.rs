@@ -77,6 +77,39 @@ pub enum SpaceError {
     },
 }
 
+/// Checks a box's bounds: equal lengths, 1 to [`MAX_SPACE_DIM`] dimensions, no NaN,
+/// `low ≤ high` everywhere. Shared by box spaces and declared termination bounds.
+pub(crate) fn check_box(low: &[f32], high: &[f32]) -> Result<(), SpaceError> {
+    if low.len() != high.len() {
+        return Err(SpaceError::BoundsLength {
+            low: low.len(),
+            high: high.len(),
+        });
+    }
+    if low.is_empty() {
+        return Err(SpaceError::Empty);
+    }
+    if low.len() > MAX_SPACE_DIM {
+        return Err(SpaceError::TooLarge {
+            dim: low.len(),
+            max: MAX_SPACE_DIM,
+        });
+    }
+    for (position, (&l, &h)) in low.iter().zip(high).enumerate() {
+        if l.is_nan() || h.is_nan() {
+            return Err(SpaceError::NanBound { position });
+        }
+        if l > h {
+            return Err(SpaceError::Inverted {
+                position,
+                low: l,
+                high: h,
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Space {
     /// A validated discrete space of `n` choices.
     pub fn discrete(n: u32) -> Result<Self, SpaceError> {
@@ -101,35 +134,7 @@ impl Space {
                     return Err(SpaceError::NoChoices);
                 }
             }
-            Space::Box { low, high } => {
-                if low.len() != high.len() {
-                    return Err(SpaceError::BoundsLength {
-                        low: low.len(),
-                        high: high.len(),
-                    });
-                }
-                if low.is_empty() {
-                    return Err(SpaceError::Empty);
-                }
-                if low.len() > MAX_SPACE_DIM {
-                    return Err(SpaceError::TooLarge {
-                        dim: low.len(),
-                        max: MAX_SPACE_DIM,
-                    });
-                }
-                for (position, (&l, &h)) in low.iter().zip(high).enumerate() {
-                    if l.is_nan() || h.is_nan() {
-                        return Err(SpaceError::NanBound { position });
-                    }
-                    if l > h {
-                        return Err(SpaceError::Inverted {
-                            position,
-                            low: l,
-                            high: h,
-                        });
-                    }
-                }
-            }
+            Space::Box { low, high } => check_box(low, high)?,
         }
         Ok(())
     }

@@ -163,9 +163,9 @@ mod tests {
         });
         assert_eq!(
             bad.validate(),
-            Err(TaskError::Termination(TerminationError::NanBound {
-                position: 2
-            }))
+            Err(TaskError::Termination(TerminationError::Bounds(
+                SpaceError::NanBound { position: 2 }
+            )))
         );
         let mut bad = cartpole();
         bad.termination = Some(Termination::ObservationBounds {
@@ -174,10 +174,9 @@ mod tests {
         });
         assert!(matches!(
             bad.validate(),
-            Err(TaskError::Termination(TerminationError::EmptyInterval {
-                position: 1,
-                ..
-            }))
+            Err(TaskError::Termination(TerminationError::Bounds(
+                SpaceError::Inverted { position: 1, .. }
+            )))
         ));
     }
 

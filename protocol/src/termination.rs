@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::space::{MAX_SPACE_DIM, bounds};
+use crate::space::{SpaceError, bounds, check_box};
 
 /// The rule that ends an episode, known in advance.
 ///
@@ -39,32 +39,10 @@ pub enum Termination {
 /// Why a termination rule is malformed.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum TerminationError {
-    /// Bound vectors of different lengths.
-    #[error("termination bounds differ in length: {low} low, {high} high")]
-    BoundsLength {
-        /// Length of `low`.
-        low: usize,
-        /// Length of `high`.
-        high: usize,
-    },
-    /// No dimension at all.
-    #[error("termination bounds need at least one dimension")]
-    Empty,
-    /// More dimensions than any observation space may have.
-    #[error("termination bounds have {dim} dimensions, the limit is {max}")]
-    TooLarge {
-        /// Its dimension.
-        dim: usize,
-        /// The limit ([`MAX_SPACE_DIM`]).
-        max: usize,
-    },
-    /// A NaN bound.
-    #[error("termination bound {position} is NaN")]
-    NanBound {
-        /// Index of the offending dimension.
-        position: usize,
-    },
-    /// `low[i] >= high[i]`: every value of that dimension would end the episode.
+    /// The bounds are no valid box (lengths, size, NaN, low above high).
+    #[error("termination bounds: {0}")]
+    Bounds(#[from] SpaceError),
+    /// A dimension whose interval holds no value: every observation would end the episode.
     #[error("termination bound {position}: low {low} is not below high {high}")]
     EmptyInterval {
         /// Index of the offending dimension.
@@ -89,32 +67,14 @@ impl Termination {
     pub fn validate(&self) -> Result<(), TerminationError> {
         match self {
             Termination::ObservationBounds { low, high } => {
-                if low.len() != high.len() {
-                    return Err(TerminationError::BoundsLength {
-                        low: low.len(),
-                        high: high.len(),
+                check_box(low, high)?;
+                // Strictly below: a one-point interval would end nearly every episode at once.
+                if let Some(position) = low.iter().zip(high).position(|(l, h)| l >= h) {
+                    return Err(TerminationError::EmptyInterval {
+                        position,
+                        low: low[position],
+                        high: high[position],
                     });
-                }
-                if low.is_empty() {
-                    return Err(TerminationError::Empty);
-                }
-                if low.len() > MAX_SPACE_DIM {
-                    return Err(TerminationError::TooLarge {
-                        dim: low.len(),
-                        max: MAX_SPACE_DIM,
-                    });
-                }
-                for (position, (&l, &h)) in low.iter().zip(high).enumerate() {
-                    if l.is_nan() || h.is_nan() {
-                        return Err(TerminationError::NanBound { position });
-                    }
-                    if l >= h {
-                        return Err(TerminationError::EmptyInterval {
-                            position,
-                            low: l,
-                            high: h,
-                        });
-                    }
                 }
                 Ok(())
             }
@@ -210,22 +170,27 @@ mod tests {
         );
         assert_eq!(
             Termination::observation_bounds(vec![0.0], vec![f32::NAN]),
-            Err(TerminationError::NanBound { position: 0 })
+            Err(TerminationError::Bounds(SpaceError::NanBound {
+                position: 0
+            }))
         );
         assert_eq!(
             Termination::observation_bounds(vec![0.0], vec![1.0, 2.0]),
-            Err(TerminationError::BoundsLength { low: 1, high: 2 })
+            Err(TerminationError::Bounds(SpaceError::BoundsLength {
+                low: 1,
+                high: 2
+            }))
         );
         assert_eq!(
             Termination::observation_bounds(vec![], vec![]),
-            Err(TerminationError::Empty)
+            Err(TerminationError::Bounds(SpaceError::Empty))
         );
         assert!(matches!(
             Termination::observation_bounds(
-                vec![0.0; MAX_SPACE_DIM + 1],
-                vec![1.0; MAX_SPACE_DIM + 1]
+                vec![0.0; crate::MAX_SPACE_DIM + 1],
+                vec![1.0; crate::MAX_SPACE_DIM + 1]
             ),
-            Err(TerminationError::TooLarge { .. })
+            Err(TerminationError::Bounds(SpaceError::TooLarge { .. }))
         ));
     }
 

@@ -162,6 +162,7 @@ impl TerminalValue {
             }
         }
         let std: Vec<f32> = std.iter().map(|v| v.sqrt().max(1e-3)).collect();
+        let inv_std: Vec<f32> = std.iter().map(|s| 1.0 / s).collect();
         let device = model.device().clone();
         let row = |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [1, d]), &device);
         let ad_device = device.clone().autodiff();
@@ -172,14 +173,11 @@ impl TerminalValue {
         let mut value = TerminalValue {
             net: train_net.valid(),
             mean: row(mean.clone()),
-            inv_std: row(std.iter().map(|s| 1.0 / s).collect()),
+            inv_std: row(inv_std.clone()),
             discount: config.discount,
         };
         let ad_mean = Tensor::<2>::from_data(TensorData::new(mean, [1, d]), &ad_device);
-        let ad_inv_std = Tensor::<2>::from_data(
-            TensorData::new(std.iter().map(|s| 1.0 / s).collect(), [1, d]),
-            &ad_device,
-        );
+        let ad_inv_std = Tensor::<2>::from_data(TensorData::new(inv_std, [1, d]), &ad_device);
 
         let members = model.members().max(1);
         let b = config.states;
