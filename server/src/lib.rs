@@ -114,10 +114,21 @@ pub enum StartError {
 }
 
 /// Answers error responses that no handler made (routing 404/405, body-limit 413,
-/// timeout 408, panics 500) with the JSON error body too.
+/// timeout 408, panics 500) with the JSON error body too, and closes connections whose
+/// request body was refused unread.
 async fn json_errors(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
+    let large_body = has_large_body(&req);
+    let mut response = next.run(req).await;
     let status = response.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE
+        || (large_body && (status.is_client_error() || status.is_server_error()))
+    {
+        // A refused body may be left unread, and then the connection cannot carry another
+        // request: say that it closes, so that clients do not send their next one on it.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -143,6 +154,21 @@ async fn json_errors(req: Request, next: Next) -> Response {
     };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// Whether a request's body is too large (or of unknown length) to be drained cheaply when
+/// a handler refuses it without reading it.
+fn has_large_body(req: &Request) -> bool {
+    const DRAINED_BYTES: u64 = 64 * 1024;
+    let headers = req.headers();
+    match headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(len) => len > DRAINED_BYTES,
+        None => headers.contains_key(header::TRANSFER_ENCODING),
+    }
 }
 
 async fn count_requests(

@@ -215,6 +215,33 @@ async fn bad_inputs_are_json_4xx_with_stable_codes() {
     s.stop().await;
 }
 
+/// A refused oversized body is not read to its end, so the server must close that
+/// connection and say so; a client that kept it would have its next request fail
+/// (hyper's IncompleteMessage), which is what CI once saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_does_not_break_the_next_request_on_the_connection() {
+    let s = TestServer::start("").await;
+    let batch = serde_json::to_value(cartpole_batch("a", 5, 1)).unwrap();
+    for round in 0..200 {
+        let r = s
+            .http
+            .post(s.url("/experience"))
+            .header("content-type", "application/json")
+            .body(vec![b' '; 300 * 1024])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 413, "round {round}");
+        assert_eq!(
+            r.headers().get("connection").and_then(|v| v.to_str().ok()),
+            Some("close"),
+            "round {round}"
+        );
+        let (st, b) = s.post("/experience", &batch).await;
+        assert_eq!(st, 201, "round {round}: {b}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_and_roles_guard_the_endpoints() {
     let admin = "admin-token-0123456789";
@@ -270,6 +297,23 @@ async fn tokens_and_roles_guard_the_endpoints() {
             .status(),
         201
     );
+    // A large upload refused before its body is read (wrong token) closes its connection,
+    // so the next request on the same client still goes through.
+    for round in 0..50 {
+        let r = s
+            .http
+            .post(s.url("/experience"))
+            .bearer_auth("wrong-token-0123456789")
+            .header("content-type", "application/json")
+            .body(vec![b' '; 200 * 1024])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "round {round}");
+        assert_eq!(r.headers()["connection"], "close", "round {round}");
+        let r = post("/experience", agent, batch.clone()).await.unwrap();
+        assert_eq!(r.status(), 201, "round {round}");
+    }
     assert_eq!(
         s.http
             .post(s.url("/experience"))
