@@ -130,6 +130,29 @@ impl FloatPolicy {
     }
 }
 
+impl BaseBody {
+    /// The f32 network that this quantized body stands for (weights dequantized), so that
+    /// a deployed base can be trained on — an adapter fitted on top of it sees the weights
+    /// that the edge runs.
+    pub fn dequantize(&self) -> FloatPolicy {
+        FloatPolicy {
+            obs_norm: self.obs_norm.clone(),
+            layers: self
+                .layers
+                .iter()
+                .map(|l| FloatLayer {
+                    in_dim: l.in_dim(),
+                    out_dim: l.out_dim(),
+                    weights: l.weights.dequantize(),
+                    bias: l.bias.clone(),
+                    activation: l.activation,
+                })
+                .collect(),
+            action_space: self.action_space.clone(),
+        }
+    }
+}
+
 impl FloatLora {
     /// Quantizes into the body of an adapter packet for `base`; the result is validated
     /// and checked to fit.
@@ -357,5 +380,33 @@ pub mod synthetic {
             .zip(&policy.obs_norm.std)
             .map(|(m, s)| m + s * rng.normal())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::synthetic;
+
+    #[test]
+    fn a_dequantized_body_is_the_network_the_int8_weights_stand_for() {
+        let float = synthetic::default_discrete(3, 4, 2);
+        let body = float.quantize().unwrap();
+        let back = body.dequantize();
+        assert_eq!(back.obs_norm, float.obs_norm);
+        assert_eq!(back.action_space, float.action_space);
+        for (b, (f, q)) in back
+            .layers
+            .iter()
+            .zip(float.layers.iter().zip(&body.layers))
+        {
+            assert_eq!((b.in_dim, b.out_dim), (f.in_dim, f.out_dim));
+            assert_eq!((&b.bias, b.activation), (&f.bias, f.activation));
+            for (i, (bw, fw)) in b.weights.iter().zip(&f.weights).enumerate() {
+                let half_step = q.weights.scales[i / f.in_dim] / 2.0;
+                assert!((bw - fw).abs() <= half_step * 1.0001, "weight {i}");
+            }
+        }
+        // The dequantized network quantizes back to the same body, bit for bit.
+        assert_eq!(back.quantize().unwrap(), body);
     }
 }

@@ -13,6 +13,11 @@
 //!    adapter packet; a policy is trained from scratch on the changed system with the full
 //!    budget for comparison.
 //!
+//! `--base-dir DIR` keeps the base (world model, base packet, its measured return) in DIR
+//! and reuses it on later runs, so that probes and adaptation experiments on one base do
+//! not learn it again. Adapters are always trained on top of the base packet's weights
+//! (dequantized), the network that the edge runs.
+//!
 //! ```text
 //! cargo run --release -p plasma-world-model --example distill -- --env CartPole-v1
 //! cargo run --release -p plasma-world-model --example distill -- --env Pendulum-v1
@@ -20,11 +25,13 @@
 //! ```
 
 use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use plasma_envs::{Physics, make_with};
+use plasma_packets::codec::{Packet, PacketContent};
 use plasma_packets::model::{AuditStatus, Provenance};
 use plasma_packets::runtime::{EdgeRuntime, Kernel, OwnedAction};
 use plasma_packets::signing::{PacketSigner, Verifier};
@@ -57,10 +64,11 @@ struct Args {
     /// several experiments on the same base.
     #[arg(long, value_parser = parse_changes)]
     change: Vec<Vec<(String, f64)>>,
-    /// Physics changes under which to evaluate the base packet only, `name=value`
-    /// (repeatable; each evaluated alone) — to find changes that hurt it.
-    #[arg(long, value_parser = parse_change)]
-    probe: Vec<(String, f64)>,
+    /// Physics changes under which to evaluate the base packet only,
+    /// `name=value[,name=value…]` (repeatable; each evaluated alone) — to find changes that
+    /// hurt it.
+    #[arg(long, value_parser = parse_changes)]
+    probe: Vec<Vec<(String, f64)>>,
     /// Real steps of the changed system the adapter may use.
     #[arg(long, default_value_t = 1000)]
     adapt_steps: usize,
@@ -73,6 +81,10 @@ struct Args {
     /// Skip the from-scratch comparison on the changed system.
     #[arg(long)]
     no_scratch: bool,
+    /// Keep the base here, and reuse it when it is already there (made with the same
+    /// environment, seed and budget: not checked — use one directory per base).
+    #[arg(long)]
+    base_dir: Option<PathBuf>,
 }
 
 fn parse_change(s: &str) -> std::result::Result<(String, f64), String> {
@@ -272,7 +284,8 @@ fn adapt(
     let mut adapt = changed.clone();
     adapt.max_real_steps = args.adapt_steps;
     adapt.random_steps = 0;
-    adapt.refit_every = (args.adapt_steps / 4).max(1);
+    // The base model is wrong about the changed system: refit it early and often.
+    adapt.refit_every = (args.adapt_steps / 10).max(1);
     let mut adapted = learn(&adapt, Some(model), &mut |l| log(l))?;
     let lora = policy.with_lora(&LoraConfig {
         rank: args.rank,
@@ -318,6 +331,66 @@ fn adapt(
     Ok(())
 }
 
+/// A base ready for probes and adaptation: its world model on disk, its packet, and the
+/// packet's measured return on the unchanged system.
+struct Base {
+    model_dir: PathBuf,
+    packet: Vec<u8>,
+    mean: f64,
+    real_steps: usize,
+}
+
+const BASE_PACKET: &str = "base.packet";
+const BASE_FIGURES: &str = "base.json";
+
+fn save_base(dir: &Path, learned: &Learned, packet: &[u8], mean: f64) -> Result<Base> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let model_dir = dir.join("model");
+    learned.agent.model.save(&model_dir)?;
+    let figures = serde_json::json!({ "mean": mean, "real_steps": learned.report.real_steps });
+    std::fs::write(dir.join(BASE_FIGURES), figures.to_string())?;
+    // The packet last: its presence says the base is complete.
+    std::fs::write(dir.join(BASE_PACKET), packet)?;
+    Ok(Base {
+        model_dir,
+        packet: packet.to_vec(),
+        mean,
+        real_steps: learned.report.real_steps,
+    })
+}
+
+fn load_base(dir: &Path) -> Result<Base> {
+    let packet = std::fs::read(dir.join(BASE_PACKET))?;
+    let figures: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(BASE_FIGURES))?)?;
+    let (Some(mean), Some(real_steps)) = (figures["mean"].as_f64(), figures["real_steps"].as_u64())
+    else {
+        bail!(
+            "{} lacks mean or real_steps",
+            dir.join(BASE_FIGURES).display()
+        );
+    };
+    Ok(Base {
+        model_dir: dir.join("model"),
+        packet,
+        mean,
+        real_steps: real_steps as usize,
+    })
+}
+
+/// The base packet's network (dequantized) as a trainable policy, for adapters on top.
+fn policy_of_packet(
+    packet: &[u8],
+    signer: &PacketSigner,
+    device: &plasma_world_model::burn::tensor::Device,
+) -> Result<PolicyModel> {
+    let decoded = Packet::decode(packet, &Verifier::pinned(signer.public_key()))?;
+    let PacketContent::Base(body) = decoded.packet.content else {
+        bail!("not a base packet");
+    };
+    Ok(PolicyModel::from_float_policy(&body.dequantize(), device)?)
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let started = Instant::now();
@@ -330,55 +403,82 @@ fn main() -> Result<()> {
     let settings = distill_config(&args.env, args.seed, args.iterations);
     let signer = PacketSigner::from_seed(&[7; 32]);
 
-    let (learned, policy, base_bytes, base_return) =
-        base_from_scratch(&config, &settings, &signer, args.episodes)?;
+    let kept = args
+        .base_dir
+        .as_ref()
+        .filter(|dir| dir.join(BASE_PACKET).is_file());
+    let (base, temporary) = match kept {
+        Some(dir) => {
+            let base = load_base(dir)?;
+            log(&format!("base reused from {}", dir.display()));
+            (base, None)
+        }
+        None => {
+            let (learned, _, bytes, mean) =
+                base_from_scratch(&config, &settings, &signer, args.episodes)?;
+            let dir = args.base_dir.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("plasma-distill-{}", std::process::id()))
+            });
+            let base = save_base(&dir, &learned, &bytes, mean)?;
+            (base, args.base_dir.is_none().then_some(dir))
+        }
+    };
     println!(
-        "{}: base packet ({} bytes) averages {base_return:.1} over {} real episodes with {} \
-         real steps for learning",
+        "{}: base packet ({} bytes) averages {:.1} over {} real episodes with {} real steps \
+         for learning",
         args.env,
-        base_bytes.len(),
+        base.packet.len(),
+        base.mean,
         args.episodes,
-        learned.report.real_steps
+        base.real_steps
     );
+    let result = probe_and_adapt(&args, &config, &settings, &signer, &base);
+    if let Some(dir) = temporary {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result?;
+    println!("total time {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The probes, then one adaptation experiment per `--change`, each starting from the base.
+fn probe_and_adapt(
+    args: &Args,
+    config: &MpcConfig,
+    settings: &DistillConfig,
+    signer: &PacketSigner,
+    base: &Base,
+) -> Result<()> {
     if !args.probe.is_empty() {
         let runtime = EdgeRuntime::load(
-            &base_bytes,
+            &base.packet,
             Verifier::pinned(signer.public_key()),
             Kernel::default(),
         )?;
-        for (name, value) in &args.probe {
-            let physics: Physics = [(name.clone(), *value)].into_iter().collect();
+        for change in &args.probe {
+            let physics: Physics = change.iter().cloned().collect();
             let r = evaluate(&runtime, &args.env, &physics, args.episodes)?;
             println!(
-                "probe {name}={value}: the base packet averages {r:.1} ({:+.0}%)",
-                100.0 * (r - base_return) / base_return.abs()
+                "probe {change:?}: the base packet averages {r:.1} ({:+.0}%)",
+                100.0 * (r - base.mean) / base.mean.abs()
             );
         }
     }
-    if args.change.is_empty() {
-        println!("total time {:.1} s", started.elapsed().as_secs_f64());
-        return Ok(());
-    }
-
-    // Adaptation: every `--change` is one experiment on top of the same base, whose model
-    // is kept on disk so that each starts from it.
-    let dir = std::env::temp_dir().join(format!("plasma-distill-{}", std::process::id()));
-    learned.agent.model.save(&dir)?;
+    let device = plasma_world_model::parse_device(&config.device)?;
     for change in &args.change {
-        let model = plasma_world_model::registry::load(&dir, learned.agent.model.device())?;
+        let model = plasma_world_model::registry::load(&base.model_dir, &device)?;
+        let policy = policy_of_packet(&base.packet, signer, model.device())?;
         adapt(
-            &args,
-            &config,
-            &settings,
-            &signer,
+            args,
+            config,
+            settings,
+            signer,
             change,
             model,
             &policy,
-            &base_bytes,
-            base_return,
+            &base.packet,
+            base.mean,
         )?;
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    println!("total time {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
