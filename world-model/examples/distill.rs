@@ -140,15 +140,16 @@ fn calibration(model: &dyn WorldModel, data: &Dataset) -> Result<Calibration> {
 /// DAgger in imagination from `learned`'s model and data into `policy`.
 fn distil(
     learned: &mut Learned,
-    config: &MpcConfig,
     policy: PolicyModel,
     settings: &DistillConfig,
 ) -> Result<PolicyModel> {
     let auditor = calibration(learned.agent.model.as_ref(), &learned.data)?;
-    let mut planner = config.planner.build()?;
+    // The teacher is the agent's own planner, terminal value included: the controller that
+    // learning found. (Without its value, the planner's labels led the cart off the track
+    // of a 4 m pole: adapter 37.1 against 265.6 with it.)
     let (policy, report) = distill(
         learned.agent.model.as_ref(),
-        planner.as_mut(),
+        learned.agent.planner.as_mut(),
         &observations(&learned.data),
         policy,
         settings,
@@ -239,7 +240,7 @@ fn base_from_scratch(
         &spec.action_space,
         learned.agent.model.device(),
     )?;
-    let policy = distil(&mut learned, config, policy, settings)?;
+    let policy = distil(&mut learned, policy, settings)?;
     let packet = policy.base_packet(provenance(&config.env, "base"), signer, 19)?;
     let runtime = EdgeRuntime::load(
         &packet.bytes,
@@ -294,7 +295,7 @@ fn adapt(
         ..LoraConfig::default()
     })?;
     let base_digest = runtime.loaded().base;
-    let lora = distil(&mut adapted, &adapt, lora, settings)?;
+    let lora = distil(&mut adapted, lora, settings)?;
     let adapter = lora.adapter_packet(base_digest, provenance(&args.env, "adapter"), signer, 19)?;
     runtime
         .apply_adapter(&adapter.bytes)
