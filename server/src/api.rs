@@ -3,6 +3,7 @@
 //! The rows of DESIGN.md's API table keep the Python prototype's shapes (more fields are
 //! added, none removed or renamed).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -644,6 +645,9 @@ pub async fn train(
     let work = Box::new(move |ctx: &JobContext| {
         let exp = load_experience(store.as_ref(), &task, max)?;
         let root = store.model_root(&task.name);
+        let prior = base_for_job
+            .as_deref()
+            .and_then(|id| base_world_model(store.as_ref(), id, &task.name));
         let target = match &base {
             Some((_, model)) => PolicyTarget::Adapter {
                 base: model,
@@ -657,6 +661,7 @@ pub async fn train(
             label_states,
             learning_rate,
             use_phantom_paths,
+            prior_model: prior.as_deref(),
         };
         let mut progress = ctx;
         let trained = pipeline::train_policy(&exp, &settings, &params, &root, &mut progress)
@@ -726,6 +731,24 @@ pub async fn train(
 
 /// The base policy of training run `id`, from memory or reloaded from its stored weights
 /// (after a restart), checked against `task`'s spaces.
+/// The checkpoint of the world model that base `base_training` was distilled in, when that
+/// base belongs to another task than `task`: an adapter to a changed condition fine-tunes
+/// it on the condition's experience. `None` for a base of the same task (its model is
+/// refitted on all of the task's experience, the base's included) and for a run that
+/// recorded no checkpoint.
+fn base_world_model(store: &dyn Store, base_training: &str, task: &str) -> Option<PathBuf> {
+    let job = store.get_job(base_training).ok().flatten()?;
+    if job.task == task {
+        return None;
+    }
+    let name = job.result.as_ref()?["world_model"]["checkpoint"].as_str()?;
+    // Written by this server, read back from storage: only a plain directory name.
+    if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
+        return None;
+    }
+    Some(store.model_root(&job.task).join(name))
+}
+
 async fn base_policy(st: &AppState, id: &str, task: &TaskRecord) -> Result<PolicyModel, ApiError> {
     check_id("base_training", id)?;
     if let Some(p) = st.bases.lock().ok().and_then(|b| b.get(id).cloned()) {

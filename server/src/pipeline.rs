@@ -31,8 +31,8 @@ use plasma_world_model::policy::{adapter_packet, base_packet};
 use plasma_world_model::rollout::start_states;
 use plasma_world_model::{
     ActionBatch, BuiltPacket, Cem, Dataset, DistillProgress, Driver, HostTrajectory, LoraConfig,
-    PlannerPolicy, PolicyModel, Registry, RolloutOptions, WorldModel, WorldModelConfig,
-    WorldModelError, distill, parse_device,
+    NormalizerUpdate, PlannerPolicy, PolicyModel, Registry, RolloutOptions, WorldModel,
+    WorldModelConfig, WorldModelError, distill, parse_device,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -108,10 +108,17 @@ fn check_cancel(progress: &dyn Progress) -> Result<()> {
 
 /// Fits the task's world model on its experience, or loads the checkpoint fitted to the
 /// same data with the same settings (`model_root/<transitions>-<settings hash>/`).
+///
+/// With a `prior` checkpoint (the model another task's base policy was distilled in, for
+/// an adapter to a changed condition of it), the fit fine-tunes that model instead of
+/// starting from random weights: a few hundred transitions of the changed system correct
+/// what changed, and the prior keeps what did not (states the condition's data never
+/// reached). A prior that cannot be loaded is reported and a fresh model fitted.
 fn world_model(
     exp: &Experience,
     settings: &ComputeConfig,
     model_root: &Path,
+    prior: Option<&Path>,
     progress: &mut dyn Progress,
 ) -> Result<FittedModel> {
     let n = exp.transitions.len();
@@ -145,10 +152,17 @@ fn world_model(
         for t in &exp.transitions {
             h.update(t.reward.to_le_bytes());
         }
+        // A fine-tuned model differs from a fresh one on the same data.
+        if let Some(prior) = prior {
+            h.update(b"prior:");
+            h.update(prior.to_string_lossy().as_bytes());
+        }
         hex::encode(&h.finalize()[..8])
     };
-    let dir = model_root.join(format!("{n}-{fingerprint}"));
+    let name = format!("{n}-{fingerprint}");
+    let dir = model_root.join(&name);
     progress.report("fit_world_model", 0.0, Some(json!({ "transitions": n })));
+    let prior_name = prior.map(|p| p.display().to_string());
     if dir.join("model.json").exists()
         && let Ok(model) = Registry::default().load(&dir, &device)
     {
@@ -156,11 +170,32 @@ fn world_model(
             model,
             train,
             holdout,
-            report: json!({ "transitions": n, "fitted": false, "checkpoint": dir.file_name().map(|f| f.to_string_lossy().into_owned()) }),
+            report: json!({ "transitions": n, "fitted": false, "checkpoint": name, "prior": prior_name }),
         });
     }
-    let mut model = Registry::default().build(&wm_config, &exp.spec, &device)?;
-    let report = model.fit(&train, &settings.world_model_train)?;
+    let prior_model = prior.and_then(|p| match Registry::default().load(p, &device) {
+        Ok(model) if same_system(model.spec(), &exp.spec) => Some(model),
+        Ok(_) => {
+            tracing::warn!(prior = %p.display(), "prior world model is of other spaces or termination; fitting a fresh one");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(prior = %p.display(), error = %e, "prior world model not loaded; fitting a fresh one");
+            None
+        }
+    });
+    let fine_tuned = prior_model.is_some();
+    let mut train_config = settings.world_model_train.clone();
+    let mut model = match prior_model {
+        Some(model) => {
+            // The prior's weights are tied to its normalizers: keep them (the support
+            // still grows to the new data).
+            train_config.normalizer = NormalizerUpdate::Keep;
+            model
+        }
+        None => Registry::default().build(&wm_config, &exp.spec, &device)?,
+    };
+    let report = model.fit(&train, &train_config)?;
     check_cancel(progress)?;
     // Saved under a temporary name and renamed: a crash never leaves half a checkpoint.
     let tmp = model_root.join(format!(".{n}-{fingerprint}.tmp-{}", std::process::id()));
@@ -170,14 +205,21 @@ fn world_model(
         .and_then(|_| {
             std::fs::rename(&tmp, &dir).map_err(|e| PipelineError::Compute(e.to_string()))
         });
-    if let Err(e) = saved {
-        // Another job may have saved the same checkpoint first; the model is still good.
-        tracing::warn!(error = %e, "world-model checkpoint not saved");
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
+    let checkpoint = match saved {
+        Ok(()) => Some(name),
+        Err(e) => {
+            // Another job may have saved the same checkpoint first; the model is still good.
+            tracing::warn!(error = %e, "world-model checkpoint not saved");
+            let _ = std::fs::remove_dir_all(&tmp);
+            dir.join("model.json").exists().then_some(name)
+        }
+    };
     let report = json!({
         "transitions": n,
         "fitted": true,
+        "checkpoint": checkpoint,
+        "prior": prior_name,
+        "fine_tuned": fine_tuned,
         "epochs": report.epochs,
         "train_size": report.train_size,
         "holdout_mse": report.holdout_mse,
@@ -191,6 +233,14 @@ fn world_model(
         holdout,
         report,
     })
+}
+
+/// Whether a model of task `a` can be fine-tuned into one of task `b`: the same spaces and
+/// the same declared termination (names and episode limits may differ).
+fn same_system(a: &TaskSpec, b: &TaskSpec) -> bool {
+    a.observation_space == b.observation_space
+        && a.action_space == b.action_space
+        && a.termination == b.termination
 }
 
 /// `count` real observations spread evenly over the experience, row-major.
@@ -269,7 +319,7 @@ pub fn simulate(
     model_root: &Path,
     progress: &mut dyn Progress,
 ) -> Result<Value> {
-    let fitted = world_model(exp, settings, model_root, progress)?;
+    let fitted = world_model(exp, settings, model_root, None, progress)?;
     let model = fitted.model.as_ref();
     let obs_dim = exp.spec.observation_space.dim();
     let starts = real_states(exp, params.paths);
@@ -364,6 +414,9 @@ pub struct TrainParams<'a> {
     pub learning_rate: f32,
     /// Run DAgger rounds on phantom paths.
     pub use_phantom_paths: bool,
+    /// A world-model checkpoint to fine-tune instead of fitting from scratch: the model of
+    /// another task's base, for an adapter to a changed condition.
+    pub prior_model: Option<&'a Path>,
 }
 
 /// What a training run produced.
@@ -404,7 +457,7 @@ pub fn train_policy(
     model_root: &Path,
     progress: &mut dyn Progress,
 ) -> Result<TrainedPolicy> {
-    let fitted = world_model(exp, settings, model_root, progress)?;
+    let fitted = world_model(exp, settings, model_root, params.prior_model, progress)?;
     check_cancel(progress)?;
     let (policy, metrics, audit) = distil_policy(&fitted, exp, settings, params, progress)?;
     let mut metrics = metrics;

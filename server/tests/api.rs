@@ -532,6 +532,8 @@ async fn experience_to_verified_base_and_adapter_packets() {
     let job = s.wait_job(&ad_id, 120).await;
     assert_eq!(job["status"], "complete", "{job}");
     assert_eq!(job["result"]["rounds"], 1);
+    // The same task's adapter refits the task's own model: no prior.
+    assert_eq!(job["result"]["world_model"]["prior"], Value::Null, "{job}");
     let (st, c) = s
         .post(
             "/instruction-packet/compile",
@@ -594,6 +596,19 @@ async fn experience_to_verified_base_and_adapter_packets() {
     assert_eq!(tr["base_training"], base_id.as_str());
     let job = s.wait_job(tr["training_id"].as_str().unwrap(), 120).await;
     assert_eq!(job["status"], "complete", "{job}");
+    // Its world model is the base's, fine-tuned on the condition's experience.
+    let (_, base_job) = s.get(&format!("/jobs/{base_id}")).await;
+    let base_model = base_job["result"]["world_model"]["checkpoint"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no checkpoint recorded: {base_job}"));
+    let wm = &job["result"]["world_model"];
+    assert_eq!(wm["fine_tuned"], true, "{wm}");
+    let prior = std::path::PathBuf::from(wm["prior"].as_str().unwrap());
+    assert!(
+        prior.ends_with(std::path::Path::new("CartPole-v1").join(base_model)),
+        "{wm}"
+    );
+    assert_ne!(wm["checkpoint"], base_model, "{wm}");
     for (base, code) in [
         (ad_id.as_str(), "unknown_base"),
         ("train_nope", "unknown_base"),
