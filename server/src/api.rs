@@ -729,8 +729,6 @@ pub async fn train(
     ))
 }
 
-/// The base policy of training run `id`, from memory or reloaded from its stored weights
-/// (after a restart), checked against `task`'s spaces.
 /// The checkpoint of the world model that base `base_training` was distilled in, when that
 /// base belongs to another task than `task`: an adapter to a changed condition fine-tunes
 /// it on the condition's experience. `None` for a base of the same task (its model is
@@ -749,6 +747,8 @@ fn base_world_model(store: &dyn Store, base_training: &str, task: &str) -> Optio
     Some(store.model_root(&job.task).join(name))
 }
 
+/// The base policy of training run `id`, from memory or reloaded from its stored weights
+/// (after a restart), checked against `task`'s spaces.
 async fn base_policy(st: &AppState, id: &str, task: &TaskRecord) -> Result<PolicyModel, ApiError> {
     check_id("base_training", id)?;
     if let Some(p) = st.bases.lock().ok().and_then(|b| b.get(id).cloned()) {
