@@ -1,4 +1,4 @@
-"""Records reference trajectories from Gymnasium itself, for tests/parity.rs.
+"""Records reference trajectories from Gymnasium itself, for tests/it/parity.rs.
 
 Every fixture comes from `gymnasium.make(id)` (so with Gymnasium's TimeLimit and
 checker wrappers); nothing is computed here but the actions fed to it. Actions come

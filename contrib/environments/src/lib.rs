@@ -14,7 +14,7 @@
 //! - [`VectorEnv`] steps many copies with same-step autoreset, without allocating.
 //!
 //! Parity with Gymnasium is checked step by step against trajectories recorded from
-//! Gymnasium itself (`tests/parity.rs`, `fixtures/`).
+//! Gymnasium itself (`tests/it/parity.rs`, `fixtures/`).
 //!
 //! ```
 //! use plasma_envs::{ActionRef, Env, Physics, make, make_with};

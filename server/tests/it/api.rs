@@ -1,10 +1,9 @@
 //! The HTTP and WebSocket API against a real server on 127.0.0.1, port 0.
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use futures_util::{SinkExt, StreamExt};
 use plasma_packets::PacketContent;
 use plasma_packets::codec::Packet;

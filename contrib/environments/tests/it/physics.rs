@@ -1,7 +1,7 @@
 //! Adjustable physics change the dynamics the way physics says they should.
 //!
 //! (That Gymnasium's own classes, with the same attributes changed, give the same
-//! trajectories is checked by the "physics" runs of the fixtures in `tests/parity.rs`.)
+//! trajectories is checked by the "physics" runs of the fixtures in `tests/it/parity.rs`.)
 
 use plasma_envs::{ActionRef, ENV_IDS, Env, EnvError, Physics, default_physics, make_with};
 

@@ -10,8 +10,7 @@ use plasma_packets::{
     Verifier, decode_unverified,
 };
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn pinned() -> Verifier {
     Verifier::pinned(signer().public_key())

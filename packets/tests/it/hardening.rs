@@ -10,8 +10,7 @@ use plasma_packets::{EdgeRuntime, Kernel, Packet, PacketError, Verifier, decode_
 use proptest::prelude::*;
 use sha2::Digest as _;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// Builds an unsigned packet from raw sections, per FORMAT.md.
 fn frame(kind: u8, base_digest: [u8; 32], header: &[u8], body_raw: &[u8]) -> Vec<u8> {

@@ -6,8 +6,7 @@ use plasma_packets::{
     Packet, PacketContent, PacketError, PacketSigner, SignatureStatus, Verifier, decode_unverified,
 };
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn base_and_adapter_round_trip_exactly() {

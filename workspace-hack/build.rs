@@ -1,0 +1,2 @@
+// A build script is required for cargo to unify build dependencies too.
+fn main() {}
