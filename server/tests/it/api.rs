@@ -1,6 +1,5 @@
 //! The HTTP and WebSocket API against a real server on 127.0.0.1, port 0.
 
-
 use std::time::Duration;
 
 use crate::common::*;

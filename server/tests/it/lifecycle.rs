@@ -1,6 +1,5 @@
 //! Restarts: what survives a graceful shutdown and a `kill -9` of the real binary.
 
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
