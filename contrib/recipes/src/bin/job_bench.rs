@@ -12,6 +12,7 @@
 //! amount of work a job does: the fit's epochs, the labels and the rounds are fixed by the
 //! configuration; early stopping of the model fit is the exception, and is reported).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,9 @@ struct Args {
     /// An external server; by default one starts in-process on the embedded defaults.
     #[arg(long)]
     server: Option<String>,
+    /// Bearer token for an external server (an admin token: the bench registers a task).
+    #[arg(long, env = "PLASMA_TOKEN")]
+    token: Option<String>,
     /// Data directory of the in-process server (a fresh temporary one by default).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -64,8 +68,9 @@ struct JobTiming {
     compile_seconds: f64,
     /// Seconds per phase, from the job's events, in the order the phases came.
     phases: Vec<(String, f64)>,
-    /// Seconds of each distillation round, and of its labelling.
-    rounds: Vec<(f64, f64)>,
+    /// Wall seconds of each distillation round (when its own event arrived), and of its
+    /// labelling.
+    rounds: Vec<(Option<f64>, f64)>,
     /// The job's figures (`result`).
     result: Value,
     packet_bytes: usize,
@@ -104,17 +109,25 @@ async fn timed_job(
     // Every event of this job, until it ends.
     let mut seen: Vec<JobEvent> = Vec::new();
     loop {
-        let ev = tokio::time::timeout(Duration::from_secs(3600), events.next_event())
-            .await
-            .context("no job event for an hour")??
-            .context("the event stream closed")?;
-        if ev.job_id != id {
-            continue;
-        }
-        let done = ev.status.is_terminal();
-        seen.push(ev);
-        if done {
-            break;
+        match tokio::time::timeout(Duration::from_secs(10), events.next_event()).await {
+            Ok(ev) => {
+                let ev = ev?.context("the event stream closed")?;
+                if ev.job_id != id {
+                    continue;
+                }
+                let done = ev.status.is_terminal();
+                seen.push(ev);
+                if done {
+                    break;
+                }
+            }
+            // A quiet stream (a long phase, or events the server dropped for a slow
+            // reader): the job's own record says whether it is still running.
+            Err(_) => {
+                if client.job(&id).await?.job.status.is_terminal() {
+                    break;
+                }
+            }
         }
     }
     let job = client.wait_for_job(&id, Duration::from_secs(60)).await?;
@@ -136,17 +149,21 @@ async fn timed_job(
         .download_instruction_packet(&compiled.packet_id)
         .await?;
     let key = client.signing_key().await?;
-    // Verified as an agent would: digest and signature against the served key. An adapter
-    // packet is checked by its own header here (it needs its base to run).
+    // Verified as an agent would: digest and signature against the served key.
     Packet::decode(&bytes, &Verifier::pinned(key)).context("verifying the packet")?;
     let compile_seconds = compile_started.elapsed().as_secs_f64();
 
     // A phase lasts from its first event to the next phase's first event (the last one to
-    // the job's end).
-    let mut phases: Vec<(String, f64)> = Vec::new();
+    // the job's end); before the first, the job waited in the queue.
+    let queued = job
+        .started_at
+        .map_or(0.0, |s| (s - job.created_at).max(0.0));
+    let mut phases: Vec<(String, f64)> = vec![("queued".into(), queued)];
     let mut current: Option<(String, f64)> = None;
-    let start_ts = seen.first().map_or(0.0, |e| e.timestamp);
-    let end_ts = seen.last().map_or(0.0, |e| e.timestamp);
+    let end_ts = job
+        .finished_at
+        .or(seen.last().map(|e| e.timestamp))
+        .unwrap_or(0.0);
     for ev in &seen {
         let Some(phase) = &ev.phase else { continue };
         match &current {
@@ -162,37 +179,45 @@ async fn timed_job(
     if let Some((p, t)) = current {
         phases.push((p, end_ts - t));
     }
-    let queued = seen
-        .iter()
-        .find(|e| e.phase.is_some())
-        .map_or(0.0, |e| e.timestamp - start_ts);
-    if queued > 0.0 {
-        phases.insert(0, ("queued / start".into(), queued));
-    }
-    // Distillation rounds end with a `distill` progress event carrying the round's figures.
-    let mut rounds = Vec::new();
+    // Each distillation round ends with a `distill` progress event carrying its figures;
+    // its wall time runs from the previous one (the first from the phase's start).
+    let mut round_ends = BTreeMap::new();
     let mut last = seen
         .iter()
         .find(|e| e.phase.as_deref() == Some("distill"))
         .map(|e| e.timestamp);
-    for ev in seen.iter().filter(|e| {
-        e.phase.as_deref() == Some("distill")
-            && e.event == EventKind::Progress
-            && e.metrics
-                .as_ref()
-                .is_some_and(|m| m.get("iteration").is_some())
-    }) {
-        let label = ev
+    for ev in &seen {
+        if ev.phase.as_deref() != Some("distill") || ev.event != EventKind::Progress {
+            continue;
+        }
+        let round = ev
             .metrics
             .as_ref()
-            .and_then(|m| m.get("label_seconds"))
-            .and_then(Value::as_f64)
-            .unwrap_or(0.0);
-        if let Some(t) = last {
-            rounds.push((ev.timestamp - t, label));
+            .and_then(|m| m.get("iteration"))
+            .and_then(Value::as_u64);
+        if let (Some(i), Some(t)) = (round, last) {
+            round_ends.insert(i, ev.timestamp - t);
+            last = Some(ev.timestamp);
         }
-        last = Some(ev.timestamp);
     }
+    // The rounds themselves come from the result: the event stream coalesces events that
+    // follow each other closely, so a round may have no event (and then no wall time).
+    let result = job.result.unwrap_or(Value::Null);
+    let rounds = result["distill"]["rounds"]
+        .as_array()
+        .map(|rounds| {
+            rounds
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    (
+                        round_ends.get(&(i as u64)).copied(),
+                        r["label_seconds"].as_f64().unwrap_or(0.0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Ok((
         id,
         JobTiming {
@@ -200,20 +225,20 @@ async fn timed_job(
             compile_seconds,
             phases,
             rounds,
-            result: job.result.unwrap_or(Value::Null),
+            result,
             packet_bytes: bytes.len(),
         },
     ))
 }
 
-/// Prints one job's figures; `target` is the goal on the default settings (`None` with
-/// other settings, where it does not apply).
+/// Prints one job's figures; `target` is DESIGN.md's goal for the default job sizes
+/// (`None` with `--quick` or other sizes, where it does not apply).
 fn report(name: &str, transitions: usize, t: &JobTiming, target: Option<f64>) {
     let total = t.job_seconds + t.compile_seconds;
     let verdict = match target {
         Some(target) if total <= target => format!("target ≤ {target:.0} s: met"),
         Some(target) => format!("target ≤ {target:.0} s: {:.1}× over", total / target),
-        None => "small settings: no target".to_owned(),
+        None => "other settings than the target's".to_owned(),
     };
     println!(
         "\n{name} job on {transitions} transitions: {total:.1} s request → signed packet \
@@ -229,15 +254,19 @@ fn report(name: &str, transitions: usize, t: &JobTiming, target: Option<f64>) {
         "compile + download + verify", t.compile_seconds
     );
     let wm = &t.result["world_model"];
-    println!(
-        "  world model: fitted {}, {} epochs in {:.2} s",
-        wm["fitted"],
-        wm["epochs"],
-        wm["seconds"].as_f64().unwrap_or(0.0)
-    );
-    for (i, (secs, label)) in t.rounds.iter().enumerate() {
+    if wm["fitted"].as_bool() == Some(true) {
         println!(
-            "  distillation round {}: {secs:.2} s, of which labelling {label:.2} s",
+            "  world model: fitted, {} epochs in {:.2} s",
+            wm["epochs"],
+            wm["seconds"].as_f64().unwrap_or(0.0)
+        );
+    } else {
+        println!("  world model: loaded from its checkpoint (same data and settings)");
+    }
+    for (i, (secs, label)) in t.rounds.iter().enumerate() {
+        let wall = secs.map_or("-".to_owned(), |s| format!("{s:.2} s"));
+        println!(
+            "  distillation round {}: {wall}, of which labelling {label:.2} s",
             i + 1
         );
     }
@@ -246,16 +275,20 @@ fn report(name: &str, transitions: usize, t: &JobTiming, target: Option<f64>) {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let tmp;
+    let mut tmp = None;
     let (_server, client) = match &args.server {
-        Some(url) => (None, PlasmaClient::new(ClientConfig::new(url.clone()))?),
+        Some(url) => {
+            let mut config = ClientConfig::new(url.clone());
+            config.token = args.token.clone();
+            (None, PlasmaClient::new(config)?)
+        }
         None => {
             let dir = match &args.data {
                 Some(d) => d.clone(),
-                None => {
-                    tmp = tempfile_dir()?;
-                    tmp.clone()
-                }
+                None => tmp
+                    .insert(tempfile::tempdir().context("creating a data directory")?)
+                    .path()
+                    .to_path_buf(),
             };
             let (server, client) = local_server(&dir, args.quick).await?;
             (Some(server), client)
@@ -263,12 +296,10 @@ async fn main() -> Result<()> {
     };
     let mut events = client.events(AGENT).await?;
     let changed = parse_physics(&args.change)?;
-    let run = std::process::id();
-    let task = TASK.to_owned();
 
     upload(
         &client,
-        &task,
+        TASK,
         &Physics::default(),
         args.base_steps,
         args.seed,
@@ -279,20 +310,22 @@ async fn main() -> Result<()> {
         &mut events,
         &TrainRequest {
             mode: TrainMode::Base,
-            ..train_request(&task)
+            ..train_request(TASK)
         },
     )
     .await?;
+    let defaults = !args.quick;
     report(
         "base",
         args.base_steps,
         &base,
-        (!args.quick).then_some(30.0),
+        (defaults && args.base_steps == 2000).then_some(30.0),
     );
 
     if args.adapt_steps > 0 {
-        let condition = format!("{TASK}.bench-{run}");
-        let mut spec = client.task(&task).await?.spec;
+        // A condition task of its own per run: no model of an earlier run is reused.
+        let condition = format!("{TASK}.bench-{}", std::process::id());
+        let mut spec = client.task(TASK).await?.spec;
         spec.name = condition.clone();
         client.register_task(&spec).await?;
         upload(
@@ -317,9 +350,10 @@ async fn main() -> Result<()> {
             "adapter",
             args.adapt_steps,
             &adapter,
-            (!args.quick).then_some(20.0),
+            (defaults && args.adapt_steps == 1000).then_some(20.0),
         );
     }
+    drop(tmp);
     Ok(())
 }
 
@@ -335,11 +369,4 @@ fn train_request(task: &str) -> TrainRequest {
         mode: TrainMode::Auto,
         base_training: None,
     }
-}
-
-/// A fresh directory under the system's temporary directory.
-fn tempfile_dir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("plasma-job-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
