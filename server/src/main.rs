@@ -7,6 +7,13 @@ use anyhow::Context;
 use clap::Parser;
 use plasma_server::config::{Config, LogFormat, Overrides};
 
+/// The process's allocator. The world model allocates and frees large tensors at every
+/// imagined step; glibc's malloc returned them to the kernel and faulted them in again
+/// (page faults, `clear_page`, `memset`: ~15% of a training job), and mimalloc keeps and
+/// reuses them: 1.2–1.4× the imagined transitions per second on the 2-core VM.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Plasma's REST and WebSocket server.
 #[derive(Parser, Debug)]
 #[command(version, about)]
