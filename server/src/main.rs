@@ -8,9 +8,9 @@ use clap::Parser;
 use plasma_server::config::{Config, LogFormat, Overrides};
 
 /// The process's allocator. The world model allocates and frees large tensors at every
-/// imagined step; glibc's malloc returned them to the kernel and faulted them in again
-/// (page faults, `clear_page`, `memset`: ~15% of a training job's profile); mimalloc keeps
-/// and reuses them (rollout benchmark 1.2–1.4× faster, a base job 429 → 401 s: README).
+/// imagined step; under glibc's malloc, page faults, `clear_page` and `memset` of fresh
+/// tensors took ~15% of a training job's profile. mimalloc reuses them (rollout benchmark
+/// 1.2–1.4× faster; a base job 429 → 401 s, within the VM's noise: README).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

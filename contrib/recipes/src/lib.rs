@@ -8,10 +8,8 @@ use plasma_client::{ClientConfig, PlasmaClient};
 use plasma_server::RunningServer;
 use plasma_server::config::Config;
 
-/// The allocator of every recipe (each runs a server in-process). The world model allocates and frees large tensors at every
-/// imagined step; glibc's malloc returned them to the kernel and faulted them in again
-/// (page faults, `clear_page`, `memset`: ~15% of a training job's profile); mimalloc keeps
-/// and reuses them (rollout benchmark 1.2–1.4× faster, a base job 429 → 401 s: README).
+/// The allocator of every recipe, as of the `plasma-server` binary (each recipe runs a
+/// server in-process; why mimalloc: ARCHITECTURE.md, plasma-server's decisions).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

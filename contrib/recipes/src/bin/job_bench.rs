@@ -275,6 +275,7 @@ fn report(name: &str, transitions: usize, t: &JobTiming, target: Option<f64>) {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    // Declared before the server, so the server stops before its directory is removed.
     let mut tmp = None;
     let (_server, client) = match &args.server {
         Some(url) => {
@@ -353,7 +354,6 @@ async fn main() -> Result<()> {
             (defaults && args.adapt_steps == 1000).then_some(20.0),
         );
     }
-    drop(tmp);
     Ok(())
 }
 
