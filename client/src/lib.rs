@@ -17,6 +17,7 @@
 mod cache;
 mod edge;
 mod error;
+pub mod explore;
 
 #[cfg(feature = "net")]
 mod agent;
@@ -32,6 +33,7 @@ mod retry;
 pub use cache::{Deployment, PacketCache};
 pub use edge::EdgePolicy;
 pub use error::{ClientError, Result};
+pub use explore::{Exploration, Explorer};
 
 #[cfg(feature = "net")]
 pub use agent::{Agent, AgentConfig, LearnOutcome};

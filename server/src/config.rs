@@ -4,7 +4,9 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use plasma_world_model::{CemConfig, DistillConfig, EnsembleConfig, PolicyConfig, TrainConfig};
+use plasma_world_model::{
+    CemConfig, DistillConfig, EnsembleConfig, PolicyConfig, RecipeConfig, TrainConfig, ValueConfig,
+};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -155,12 +157,32 @@ pub struct ComputeConfig {
     pub ensemble: EnsembleConfig,
     /// Its training.
     pub world_model_train: TrainConfig,
-    /// The planner.
+    /// The planner that steers simulations, and the training jobs' teacher where no
+    /// terminal value is learned.
     pub planner: CemConfig,
+    /// The training jobs' teacher where a terminal value is learned (short horizon).
+    pub value_planner: CemConfig,
+    /// Learn a terminal value for the teacher on discrete-action tasks
+    /// (`plasma_world_model::recipe`).
+    pub use_terminal_value: bool,
+    /// How the terminal value is learned.
+    pub terminal_value: ValueConfig,
     /// The edge policy's architecture.
     pub policy: PolicyConfig,
     /// Distillation of the planner into the policy (its `fit` is the supervised fit).
     pub distill: DistillConfig,
+}
+
+impl ComputeConfig {
+    /// The learning recipe these settings describe.
+    pub fn recipe(&self) -> RecipeConfig {
+        RecipeConfig {
+            planner: self.planner.clone(),
+            value_planner: self.value_planner.clone(),
+            terminal_value: self.use_terminal_value.then(|| self.terminal_value.clone()),
+            distill: self.distill.clone(),
+        }
+    }
 }
 
 /// Packet compilation.
@@ -438,6 +460,8 @@ impl Config {
         c.ensemble
             .validate()
             .and_then(|_| c.world_model_train.validate())
+            .and_then(|_| c.terminal_value.validate())
+            .and_then(|_| c.distill.validate())
             .map_err(|e| ConfigError::Invalid(format!("compute: {e}")))?;
         plasma_world_model::parse_device(&c.device)
             .map_err(|e| ConfigError::Invalid(format!("compute.device: {e}")))?;
@@ -465,6 +489,15 @@ mod tests {
         assert!(c.open_access());
         assert_eq!(c.server.port, 8000);
         assert_eq!(c.compute.ensemble.hidden, vec![128, 128, 128]);
+    }
+
+    /// The server's training jobs learn with the recipe the examples use: the default file
+    /// holds `RecipeConfig::default()` and the default policy architecture.
+    #[test]
+    fn default_file_holds_the_shared_recipe() {
+        let c = Config::default();
+        assert_eq!(c.compute.recipe(), plasma_world_model::RecipeConfig::default());
+        assert_eq!(c.compute.policy, PolicyConfig::default());
     }
 
     #[test]

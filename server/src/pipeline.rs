@@ -30,9 +30,9 @@ use plasma_world_model::burn;
 use plasma_world_model::policy::{adapter_packet, base_packet};
 use plasma_world_model::rollout::start_states;
 use plasma_world_model::{
-    ActionBatch, BuiltPacket, Cem, Dataset, DistillProgress, Driver, HostTrajectory, LoraConfig,
-    NormalizerUpdate, PlannerPolicy, PolicyModel, Registry, RolloutOptions, WorldModel,
-    WorldModelConfig, WorldModelError, distill, parse_device,
+    ActionBatch, BuiltPacket, Cem, Dataset, Driver, HostTrajectory, LoraConfig,
+    NormalizerUpdate, PlannerPolicy, PolicyModel, RecipeEvent, Registry, RolloutOptions,
+    WorldModel, WorldModelConfig, WorldModelError, distil_policy, parse_device,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -459,7 +459,7 @@ pub fn train_policy(
 ) -> Result<TrainedPolicy> {
     let fitted = world_model(exp, settings, model_root, params.prior_model, progress)?;
     check_cancel(progress)?;
-    let (policy, metrics, audit) = distil_policy(&fitted, exp, settings, params, progress)?;
+    let (policy, metrics, audit) = distil_fitted(&fitted, exp, settings, params, progress)?;
     let mut metrics = metrics;
     metrics["world_model"] = fitted.report.clone();
     Ok(TrainedPolicy {
@@ -472,7 +472,7 @@ pub fn train_policy(
 /// Planner → policy distillation on the fitted model: `plasma_world_model::distill`
 /// (DAgger in imagination, audited paths only), then an evaluation and audit of the
 /// distilled policy on fresh phantom paths.
-fn distil_policy(
+fn distil_fitted(
     fitted: &FittedModel,
     exp: &Experience,
     settings: &ComputeConfig,
@@ -482,7 +482,6 @@ fn distil_policy(
     let model = fitted.model.as_ref();
     let obs_dim = exp.spec.observation_space.dim();
     let device = model.device().clone();
-    let mut planner = Cem::new(settings.planner.clone())?;
     // Start states: the real observations (spread evenly, at most 4096 of them).
     let starts = real_states(exp, exp.transitions.len().min(4096));
     let policy = match &params.target {
@@ -506,7 +505,8 @@ fn distil_policy(
         &fitted.holdout,
         &AuditConfig::default(),
     )?;
-    let mut config = settings.distill.clone();
+    let mut recipe = settings.recipe();
+    let config = &mut recipe.distill;
     let labels = params.label_states.max(1);
     config.initial_labels = config.initial_labels.min(labels);
     config.labels_per_round = config.labels_per_round.min(labels);
@@ -516,32 +516,39 @@ fn distil_policy(
     config.fit.learning_rate = params.learning_rate;
     let rounds = config.iterations + 1;
     check_cancel(progress)?;
-    progress.report(
-        "distill",
-        0.3,
-        Some(json!({ "rounds": rounds, "initial_labels": config.initial_labels })),
-    );
+    let start = json!({ "rounds": rounds, "initial_labels": recipe.distill.initial_labels });
+    if recipe.terminal_value.is_some() && exp.spec.action_space.is_discrete() {
+        progress.report("terminal_value", 0.3, None);
+    } else {
+        progress.report("distill", 0.35, Some(start.clone()));
+    }
     let (policy, report) = {
-        let mut on_round = |p: &DistillProgress| {
-            progress.report(
-                "distill",
-                0.3 + 0.6 * (p.iteration + 1) as f64 / rounds as f64,
-                serde_json::to_value(p).ok(),
-            );
+        let mut on_event = |event: RecipeEvent<'_>| {
+            match event {
+                RecipeEvent::TerminalValue(v) => {
+                    let mut figures = start.clone();
+                    figures["terminal_value"] = serde_json::to_value(v).unwrap_or_default();
+                    progress.report("distill", 0.35, Some(figures));
+                }
+                RecipeEvent::Round(p) => progress.report(
+                    "distill",
+                    0.35 + 0.55 * (p.iteration + 1) as f64 / rounds as f64,
+                    serde_json::to_value(p).ok(),
+                ),
+            }
             if progress.cancelled() {
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
             }
         };
-        distill(
+        distil_policy(
             model,
-            &mut planner,
             &starts,
             policy,
-            &config,
+            &recipe,
             Some(&calibration),
-            &mut on_round,
+            &mut on_event,
         )?
     };
 
@@ -557,13 +564,13 @@ fn distil_policy(
     )?;
     let audit = audit_paths(&calibration, &host)?;
     progress.audit(audit_json(&audit));
-    let last = report.rounds.last();
-    let fit = report.last_fit.as_ref();
+    let last = report.distill.rounds.last();
+    let fit = report.distill.last_fit.as_ref();
     let metrics = json!({
         "mode": match params.target { PolicyTarget::Base => "base", PolicyTarget::Adapter { .. } => "adapter" },
         "labels": last.map(|r| r.labels),
-        "rounds": report.rounds.len(),
-        "rejected_paths": report.rounds.iter().map(|r| r.rejected_paths).sum::<usize>(),
+        "rounds": report.distill.rounds.len(),
+        "rejected_paths": report.distill.rounds.iter().map(|r| r.rejected_paths).sum::<usize>(),
         "imagined_return": summary(&host.returns),
         "imagined_survival": mean(&survival(&host)),
         "policy_fit": fit.map(|f| json!({
@@ -577,9 +584,10 @@ fn distil_policy(
         })),
         "trainable_params": policy.trainable_params(),
         "audit": audit_json(&audit),
+        "terminal_value": report.terminal_value,
         "distill": {
-            "rounds": report.rounds,
-            "seconds": report.seconds,
+            "rounds": report.distill.rounds,
+            "seconds": report.distill.seconds,
         },
     });
     Ok((policy, metrics, audit))

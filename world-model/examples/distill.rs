@@ -3,7 +3,8 @@
 //!
 //! 1. learn: model-predictive control in the real environment collects the real steps and
 //!    fits the world model (`mpc::learn`; the real-step budget is the environment's MPC one);
-//! 2. distil: DAgger in imagination turns the planner into a small policy, the auditor
+//! 2. distil: the recipe the server's training jobs use (`plasma_world_model::recipe`: a
+//!    terminal value, then DAgger in imagination) turns the planner into a small policy, the auditor
 //!    (calibrated on held-out real episodes) leaving out the paths it rejects;
 //! 3. deploy: the policy becomes a signed int8 base packet, loaded by the edge runtime and
 //!    evaluated in the real environment;
@@ -39,7 +40,8 @@ use plasma_protocol::ActionRef;
 use plasma_world_model::audit::{AuditConfig, Calibration};
 use plasma_world_model::mpc::{Learned, MpcConfig, learn};
 use plasma_world_model::{
-    Dataset, DistillConfig, LoraConfig, PolicyConfig, PolicyModel, WorldModel, distill,
+    Dataset, LoraConfig, PolicyConfig, PolicyModel, RecipeConfig, RecipeEvent, WorldModel,
+    distil_policy,
 };
 
 #[derive(Parser, Debug)]
@@ -85,10 +87,6 @@ struct Args {
     /// environment, seed and budget: not checked — use one directory per base).
     #[arg(long)]
     base_dir: Option<PathBuf>,
-    /// The planner that labels the states of every distillation in the run (base, adapters,
-    /// from-scratch comparisons).
-    #[arg(long, value_enum, default_value_t = Teacher::Horizon)]
-    teacher: Teacher,
 }
 
 fn parse_change(s: &str) -> std::result::Result<(String, f64), String> {
@@ -105,19 +103,13 @@ fn log(line: &str) {
     eprintln!("{line}");
 }
 
-/// Distillation settings per environment.
-fn distill_config(env: &str, seed: u64, iterations: Option<usize>) -> DistillConfig {
-    let mut c = DistillConfig {
-        seed,
-        ..DistillConfig::default()
-    };
-    if env.starts_with("Pendulum") {
-        // Swing-up paths are long: follow the policy for a whole second and more.
-        c.horizon = 60;
-        c.iterations = 8;
-    }
+/// The shared recipe ([`RecipeConfig::default`], as the server's training jobs use it),
+/// seeded, with `--iterations` DAgger rounds when given.
+fn recipe_config(seed: u64, iterations: Option<usize>) -> RecipeConfig {
+    let mut c = RecipeConfig::default();
+    c.distill.seed = seed;
     if let Some(i) = iterations {
-        c.iterations = i;
+        c.distill.iterations = i;
     }
     c
 }
@@ -141,46 +133,37 @@ fn calibration(model: &dyn WorldModel, data: &Dataset) -> Result<Calibration> {
     )?)
 }
 
-/// DAgger in imagination from `learned`'s model and data into `policy`.
-fn distil(
-    learned: &mut Learned,
-    config: &MpcConfig,
-    policy: PolicyModel,
-    settings: &DistillConfig,
-    teacher: Teacher,
-) -> Result<PolicyModel> {
+/// The recipe from `learned`'s model and data into `policy`.
+fn distil(learned: &Learned, policy: PolicyModel, recipe: &RecipeConfig) -> Result<PolicyModel> {
     let auditor = calibration(learned.agent.model.as_ref(), &learned.data)?;
-    let mut fresh;
-    let planner = match teacher {
-        Teacher::Agent => learned.agent.planner.as_mut(),
-        Teacher::Horizon => {
-            fresh = config.planner.build()?;
-            fresh.as_mut()
-        }
-    };
-    let (policy, report) = distill(
+    let (policy, report) = distil_policy(
         learned.agent.model.as_ref(),
-        planner,
         &observations(&learned.data),
         policy,
-        settings,
+        recipe,
         Some(&auditor),
-        &mut |e| {
-            log(&format!(
-                "distil round {}/{}: {} labels, {} of {} paths rejected, imagined return {}, \
-                 loss {:.4}, accuracy {:?}, mean abs error {:?}, labelling {:.1} s",
-                e.iteration + 1,
-                e.iterations,
-                e.labels,
-                e.rejected_paths,
-                e.paths,
-                e.imagined_return
-                    .map_or("-".to_owned(), |r| format!("{r:.1}")),
-                e.loss,
-                e.accuracy,
-                e.mean_abs_error,
-                e.label_seconds
-            ));
+        &mut |event| {
+            match event {
+                RecipeEvent::TerminalValue(v) => log(&format!(
+                    "terminal value: mean {:.1}, regression mse {:.3}, {:.1} s",
+                    v.mean_value, v.last_loss, v.seconds
+                )),
+                RecipeEvent::Round(e) => log(&format!(
+                    "distil round {}/{}: {} labels, {} of {} paths rejected, imagined return \
+                     {}, loss {:.4}, accuracy {:?}, mean abs error {:?}, labelling {:.1} s",
+                    e.iteration + 1,
+                    e.iterations,
+                    e.labels,
+                    e.rejected_paths,
+                    e.paths,
+                    e.imagined_return
+                        .map_or("-".to_owned(), |r| format!("{r:.1}")),
+                    e.loss,
+                    e.accuracy,
+                    e.mean_abs_error,
+                    e.label_seconds
+                )),
+            }
             ControlFlow::Continue(())
         },
     )?;
@@ -190,18 +173,6 @@ fn distil(
         policy.trainable_params()
     ));
     Ok(policy)
-}
-
-/// The planner whose actions label the distilled states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Teacher {
-    /// A fresh planner of the MPC settings, scoring its horizon only (no terminal value).
-    /// CartPole's base packet: 500.0.
-    Horizon,
-    /// The learning agent's own planner, terminal value included. CartPole's base packet:
-    /// 458.2; but under a 4 m pole the horizon-only teacher led the adapter off the track
-    /// (37.1) where this one kept it (265.6).
-    Agent,
 }
 
 fn provenance(env: &str, run: &str) -> Provenance {
@@ -242,12 +213,11 @@ fn evaluate(runtime: &EdgeRuntime, env: &str, physics: &Physics, episodes: usize
 /// Learns from scratch with `config`, distils a base policy and deploys it.
 fn base_from_scratch(
     config: &MpcConfig,
-    settings: &DistillConfig,
+    settings: &RecipeConfig,
     signer: &PacketSigner,
     episodes: usize,
-    teacher: Teacher,
 ) -> Result<(Learned, PolicyModel, Vec<u8>, f64)> {
-    let mut learned = learn(config, None, &mut |l| log(l))?;
+    let learned = learn(config, None, &mut |l| log(l))?;
     log(&format!(
         "learned from {} real steps in {:.1} s ({} fits)",
         learned.report.real_steps, learned.report.learning_seconds, learned.report.fits
@@ -264,7 +234,7 @@ fn base_from_scratch(
         &spec.action_space,
         learned.agent.model.device(),
     )?;
-    let policy = distil(&mut learned, config, policy, settings, teacher)?;
+    let policy = distil(&learned, policy, settings)?;
     let packet = policy.base_packet(provenance(&config.env, "base"), signer, 19)?;
     let runtime = EdgeRuntime::load(
         &packet.bytes,
@@ -285,7 +255,7 @@ fn base_from_scratch(
 fn adapt(
     args: &Args,
     config: &MpcConfig,
-    settings: &DistillConfig,
+    settings: &RecipeConfig,
     signer: &PacketSigner,
     change: &[(String, f64)],
     model: Box<dyn WorldModel>,
@@ -311,7 +281,7 @@ fn adapt(
     adapt.random_steps = 0;
     // The base model is wrong about the changed system: refit it early and often.
     adapt.refit_every = (args.adapt_steps / 10).max(1);
-    let mut adapted = learn(&adapt, Some(model), &mut |l| log(l))?;
+    let adapted = learn(&adapt, Some(model), &mut |l| log(l))?;
     let lora = policy.with_lora(&LoraConfig {
         rank: args.rank,
         alpha: args.alpha,
@@ -319,7 +289,7 @@ fn adapt(
         ..LoraConfig::default()
     })?;
     let base_digest = runtime.loaded().base;
-    let lora = distil(&mut adapted, &adapt, lora, settings, args.teacher)?;
+    let lora = distil(&adapted, lora, settings)?;
     let adapter = lora.adapter_packet(base_digest, provenance(&args.env, "adapter"), signer, 19)?;
     runtime
         .apply_adapter(&adapter.bytes)
@@ -336,7 +306,7 @@ fn adapt(
         return Ok(());
     }
     let (_, _, scratch_bytes, scratch_return) =
-        base_from_scratch(&changed, settings, signer, args.episodes, args.teacher)?;
+        base_from_scratch(&changed, settings, signer, args.episodes)?;
     if scratch_return.abs() <= f64::EPSILON {
         bail!("the from-scratch policy's return is 0");
     }
@@ -425,7 +395,7 @@ fn main() -> Result<()> {
     if let Some(v) = args.max_steps {
         config.max_real_steps = v;
     }
-    let settings = distill_config(&args.env, args.seed, args.iterations);
+    let settings = recipe_config(args.seed, args.iterations);
     let signer = PacketSigner::from_seed(&[7; 32]);
 
     let kept = args
@@ -440,7 +410,7 @@ fn main() -> Result<()> {
         }
         None => {
             let (learned, _, bytes, mean) =
-                base_from_scratch(&config, &settings, &signer, args.episodes, args.teacher)?;
+                base_from_scratch(&config, &settings, &signer, args.episodes)?;
             let dir = args.base_dir.clone().unwrap_or_else(|| {
                 std::env::temp_dir().join(format!("plasma-distill-{}", std::process::id()))
             });
@@ -470,7 +440,7 @@ fn main() -> Result<()> {
 fn probe_and_adapt(
     args: &Args,
     config: &MpcConfig,
-    settings: &DistillConfig,
+    settings: &RecipeConfig,
     signer: &PacketSigner,
     base: &Base,
 ) -> Result<()> {

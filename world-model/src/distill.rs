@@ -78,7 +78,8 @@ impl Default for DistillConfig {
 }
 
 impl DistillConfig {
-    fn validate(&self) -> Result<()> {
+    /// Refuses settings the fit cannot run with.
+    pub fn validate(&self) -> Result<()> {
         if self.initial_labels == 0
             || self.paths == 0
             || self.horizon == 0

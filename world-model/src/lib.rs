@@ -34,6 +34,7 @@ pub mod mpc;
 pub mod normalize;
 pub mod planner;
 pub mod policy;
+pub mod recipe;
 pub mod registry;
 pub mod rollout;
 pub mod termination;
@@ -54,6 +55,7 @@ pub use planner::{Cem, CemConfig, Mppi, MppiConfig, Plan, Planner, PlannerPolicy
 pub use policy::{
     BuiltPacket, FitConfig, FitReport, Labels, LoraConfig, LoraSpec, PolicyConfig, PolicyModel,
 };
+pub use recipe::{RecipeConfig, RecipeEvent, RecipeReport, distil_policy};
 pub use registry::Registry;
 pub use rollout::{ActionSequences, Driver, HostTrajectory, Policy, RolloutOptions, Trajectory};
 pub use termination::DeclaredTermination;

@@ -72,7 +72,8 @@ impl Default for ValueConfig {
 }
 
 impl ValueConfig {
-    fn validate(&self) -> Result<()> {
+    /// Refuses settings the fit cannot run with.
+    pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(WorldModelError::Config(m));
         if !(self.discount.is_finite() && (0.0..1.0).contains(&self.discount)) {
             return bad(format!(

@@ -25,6 +25,9 @@ horizon = 15
 population = 64
 iterations = 2
 elites = 8
+[compute.terminal_value]
+iterations = 20
+states = 512
 [compute.policy]
 hidden = [32, 32]
 [compute.distill]
@@ -39,11 +42,30 @@ epochs = 20
 /// Starts plasma-server with the embedded defaults (or [`QUICK`] ones) on a free loopback
 /// port, storing under `data_dir`; returns it with a client of it.
 pub async fn local_server(data_dir: &Path, quick: bool) -> Result<(RunningServer, PlasmaClient)> {
-    let layers: Vec<(&str, &str)> = if quick {
-        vec![("quick", QUICK)]
-    } else {
-        vec![]
+    local_server_with(data_dir, quick, None).await
+}
+
+/// [`local_server`] with the settings of a configuration file (as `plasma-server --config`
+/// reads it) layered over the defaults or the quick ones.
+pub async fn local_server_with(
+    data_dir: &Path,
+    quick: bool,
+    config_file: Option<&Path>,
+) -> Result<(RunningServer, PlasmaClient)> {
+    let file = match config_file {
+        Some(path) => Some((
+            path.display().to_string(),
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        )),
+        None => None,
     };
+    let mut layers: Vec<(&str, &str)> = Vec::new();
+    if quick {
+        layers.push(("quick", QUICK));
+    }
+    if let Some((name, text)) = &file {
+        layers.push((name, text));
+    }
     let mut config = Config::from_layers(&layers)?;
     config.server.port = 0;
     config.storage.data_dir = data_dir.to_path_buf();

@@ -18,14 +18,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use plasma_client::episodes::parse_physics;
+use plasma_client::episodes::{parse_physics, run_episodes};
 use plasma_client::protocol::{
     CompileRequest, EventKind, ExperienceBatch, JobEvent, JobStatus, TrainMode, TrainRequest,
 };
 use plasma_client::{ClientConfig, EventStream, PlasmaClient, Verifier};
 use plasma_envs::Physics;
 use plasma_packets::Packet;
-use recipes::{local_server, random_experience};
+use plasma_packets::runtime::{EdgeRuntime, Kernel};
+use recipes::{local_server_with, random_experience};
 use serde_json::Value;
 
 #[derive(Parser, Debug)]
@@ -52,9 +53,20 @@ struct Args {
     /// The changed system of the adapter job (plasma-envs names), `name=value[,…]`.
     #[arg(long, default_value = "gravity=100")]
     change: String,
+    /// The system of the base job's experience (default: CartPole-v1 unchanged), e.g. the
+    /// changed one to measure a from-scratch policy on it.
+    #[arg(long, default_value = "")]
+    base_change: String,
     /// Seed of the random experience.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// A configuration file layered over the in-process server's settings (as
+    /// `plasma-server --config` reads it), to measure other compute settings.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Real episodes on which each packet is evaluated (0: none).
+    #[arg(long, default_value_t = 20)]
+    episodes: usize,
 }
 
 const TASK: &str = "CartPole-v1";
@@ -73,7 +85,26 @@ struct JobTiming {
     rounds: Vec<(Option<f64>, f64)>,
     /// The job's figures (`result`).
     result: Value,
-    packet_bytes: usize,
+    packet: Vec<u8>,
+}
+
+/// Mean return of `runtime`'s policy over `episodes` real episodes (seeds 90,000 + i).
+fn real_return(runtime: &EdgeRuntime, physics: &Physics, episodes: usize) -> Result<f64> {
+    let mut actor = runtime.actor();
+    let returns = run_episodes(
+        TASK,
+        physics,
+        episodes,
+        90_000,
+        |obs| {
+            Ok(actor
+                .act(obs)
+                .map_err(|e| plasma_client::ClientError::Invalid(e.to_string()))?
+                .to_owned())
+        },
+        |_| {},
+    )?;
+    Ok(returns.iter().sum::<f64>() / returns.len().max(1) as f64)
 }
 
 async fn upload(
@@ -226,7 +257,7 @@ async fn timed_job(
             phases,
             rounds,
             result,
-            packet_bytes: bytes.len(),
+            packet: bytes.to_vec(),
         },
     ))
 }
@@ -243,7 +274,7 @@ fn report(name: &str, transitions: usize, t: &JobTiming, target: Option<f64>) {
     println!(
         "\n{name} job on {transitions} transitions: {total:.1} s request → signed packet \
          ({verdict}); packet {} bytes",
-        t.packet_bytes
+        t.packet.len()
     );
     println!("  {:<28} {:>8}", "phase", "seconds");
     for (phase, secs) in &t.phases {
@@ -291,17 +322,18 @@ async fn main() -> Result<()> {
                     .path()
                     .to_path_buf(),
             };
-            let (server, client) = local_server(&dir, args.quick).await?;
+            let (server, client) = local_server_with(&dir, args.quick, args.config.as_deref()).await?;
             (Some(server), client)
         }
     };
     let mut events = client.events(AGENT).await?;
     let changed = parse_physics(&args.change)?;
 
+    let base_physics = parse_physics(&args.base_change)?;
     upload(
         &client,
         TASK,
-        &Physics::default(),
+        &base_physics,
         args.base_steps,
         args.seed,
     )
@@ -315,13 +347,27 @@ async fn main() -> Result<()> {
         },
     )
     .await?;
-    let defaults = !args.quick;
+    let defaults = !args.quick && args.config.is_none();
     report(
         "base",
         args.base_steps,
         &base,
         (defaults && args.base_steps == 2000).then_some(30.0),
     );
+    let key = client.signing_key().await?;
+    let runtime = EdgeRuntime::load(&base.packet, Verifier::pinned(key), Kernel::default())
+        .context("loading the base packet")?;
+    if args.episodes > 0 {
+        let own = real_return(&runtime, &base_physics, args.episodes)?;
+        let on_change = real_return(&runtime, &changed, args.episodes)?;
+        println!(
+            "  base packet, real {TASK} ({}): {own:.1} (changed system {}: {on_change:.1}) \
+             over {} episodes",
+            if args.base_change.is_empty() { "unchanged" } else { &args.base_change },
+            args.change,
+            args.episodes
+        );
+    }
 
     if args.adapt_steps > 0 {
         // A condition task of its own per run: no model of an earlier run is reused.
@@ -353,6 +399,16 @@ async fn main() -> Result<()> {
             &adapter,
             (defaults && args.adapt_steps == 1000).then_some(20.0),
         );
+        runtime
+            .apply_adapter(&adapter.packet)
+            .context("applying the adapter packet")?;
+        if args.episodes > 0 {
+            let adapted = real_return(&runtime, &changed, args.episodes)?;
+            println!(
+                "  base + adapter packets, real {TASK} under {}: {adapted:.1} over {} episodes",
+                args.change, args.episodes
+            );
+        }
     }
     Ok(())
 }
