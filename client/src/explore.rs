@@ -173,7 +173,10 @@ mod tests {
         // A random action equals the packet's one time in four: 0.2 · 3/4 = 15% change.
         let rate = changed as f64 / n as f64;
         assert!((rate - 0.15).abs() < 0.01, "changed {rate}");
-        assert!(seen.iter().all(|&c| (c as f64 / n as f64 - 0.25).abs() < 0.02));
+        assert!(
+            seen.iter()
+                .all(|&c| (c as f64 / n as f64 - 0.25).abs() < 0.02)
+        );
     }
 
     #[test]
@@ -187,8 +190,7 @@ mod tests {
         let mut sum = 0.0f64;
         let mut sq = 0.0f64;
         for _ in 0..n {
-            let OwnedAction::Continuous(v) = e.act(Some(OwnedAction::Continuous(vec![0.5])))
-            else {
+            let OwnedAction::Continuous(v) = e.act(Some(OwnedAction::Continuous(vec![0.5]))) else {
                 panic!("box space, discrete action");
             };
             assert!((-2.0..=2.0).contains(&v[0]));

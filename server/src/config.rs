@@ -496,7 +496,10 @@ mod tests {
     #[test]
     fn default_file_holds_the_shared_recipe() {
         let c = Config::default();
-        assert_eq!(c.compute.recipe(), plasma_world_model::RecipeConfig::default());
+        assert_eq!(
+            c.compute.recipe(),
+            plasma_world_model::RecipeConfig::default()
+        );
         assert_eq!(c.compute.policy, PolicyConfig::default());
     }
 

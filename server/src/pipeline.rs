@@ -30,9 +30,9 @@ use plasma_world_model::burn;
 use plasma_world_model::policy::{adapter_packet, base_packet};
 use plasma_world_model::rollout::start_states;
 use plasma_world_model::{
-    ActionBatch, BuiltPacket, Cem, Dataset, Driver, HostTrajectory, LoraConfig,
-    NormalizerUpdate, PlannerPolicy, PolicyModel, RecipeEvent, Registry, RolloutOptions,
-    WorldModel, WorldModelConfig, WorldModelError, distil_policy, parse_device,
+    ActionBatch, BuiltPacket, Cem, Dataset, Driver, HostTrajectory, LoraConfig, NormalizerUpdate,
+    PlannerPolicy, PolicyModel, RecipeEvent, Registry, RolloutOptions, WorldModel,
+    WorldModelConfig, WorldModelError, distil_policy, parse_device,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};

@@ -62,11 +62,16 @@ impl Default for RecipeConfig {
             value_planner: CemConfig {
                 search: SearchConfig {
                     horizon: 3,
-                    population: 64,
+                    population: 16,
                     iterations: 3,
+                    // Every candidate scored in all five members of the default ensemble:
+                    // scored in one member each (TS∞), the elites are the candidates their
+                    // member is most optimistic about, and a teacher that trusts its least
+                    // accurate member drops the pole.
+                    particles: 5,
                     ..SearchConfig::default()
                 },
-                elites: 8,
+                elites: 4,
             },
             terminal_value: Some(ValueConfig::default()),
             distill: DistillConfig {
@@ -146,4 +151,148 @@ pub fn distil_policy(
             seconds: started.elapsed().as_secs_f64(),
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Device;
+    use plasma_envs::make;
+    use plasma_protocol::ActionRef;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::config::{EnsembleConfig, TrainConfig};
+    use crate::data::Dataset;
+    use crate::ensemble::Ensemble;
+    use crate::policy::PolicyConfig;
+
+    /// A small ensemble on real random-action CartPole-v1 transitions, and their
+    /// observations.
+    fn cartpole() -> (Ensemble, Vec<f32>) {
+        let mut env = make("CartPole-v1").unwrap();
+        let mut data = Dataset::new(&env.spec()).unwrap();
+        let mut rng = SmallRng::seed_from_u64(5);
+        let mut obs = env.reset(Some(5));
+        while data.len() < 600 {
+            let a = rng.random_range(0..2u32);
+            let step = env.step(ActionRef::Discrete(a)).unwrap();
+            data.push(
+                &obs,
+                ActionRef::Discrete(a),
+                step.reward,
+                &step.obs,
+                step.terminated,
+            )
+            .unwrap();
+            obs = if step.done() {
+                env.reset(None)
+            } else {
+                step.obs
+            };
+        }
+        let config = EnsembleConfig {
+            members: 2,
+            hidden: vec![32, 32],
+            ..EnsembleConfig::default()
+        };
+        let mut model = Ensemble::new(config, env.spec(), Device::flex()).unwrap();
+        let train = TrainConfig {
+            max_epochs: 15,
+            batch_size: 64,
+            ..TrainConfig::default()
+        };
+        model.fit(&data, &train).unwrap();
+        let starts = (0..data.len()).flat_map(|i| data.obs(i).to_vec()).collect();
+        (model, starts)
+    }
+
+    fn small() -> RecipeConfig {
+        let mut c = RecipeConfig::default();
+        c.value_planner.search.particles = 2;
+        c.terminal_value = Some(ValueConfig {
+            iterations: 5,
+            states: 128,
+            hidden: vec![16],
+            ..ValueConfig::default()
+        });
+        c.distill.iterations = 1;
+        c.distill.initial_labels = 64;
+        c.distill.paths = 16;
+        c.distill.horizon = 10;
+        c.distill.labels_per_round = 32;
+        c.distill.fit.epochs = 5;
+        c
+    }
+
+    fn policy(model: &Ensemble, starts: &[f32]) -> PolicyModel {
+        let config = PolicyConfig {
+            hidden: vec![16],
+            ..PolicyConfig::default()
+        };
+        let space = model.spec().action_space.clone();
+        PolicyModel::for_space(config, starts, 4, &space, &Device::flex()).unwrap()
+    }
+
+    /// On a discrete task the recipe learns the terminal value first and says so, then
+    /// distils round by round; without one it goes straight to the rounds; a callback that
+    /// breaks at the value stops it.
+    #[test]
+    fn terminal_value_then_rounds_and_cancellation() {
+        let (model, starts) = cartpole();
+        let mut seen = Vec::new();
+        let (_, report) = distil_policy(
+            &model,
+            &starts,
+            policy(&model, &starts),
+            &small(),
+            None,
+            &mut |e| {
+                seen.push(match e {
+                    RecipeEvent::TerminalValue(_) => "value".to_owned(),
+                    RecipeEvent::Round(r) => format!("round {}", r.iteration),
+                });
+                ControlFlow::Continue(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, ["value", "round 0", "round 1"]);
+        let value = report
+            .terminal_value
+            .expect("a discrete task learns a value");
+        assert!(value.mean_value.is_finite() && value.mean_value > 0.0);
+        assert_eq!(report.distill.rounds.len(), 2);
+
+        let horizon_only = RecipeConfig {
+            terminal_value: None,
+            ..small()
+        };
+        let mut rounds = 0;
+        let (_, report) = distil_policy(
+            &model,
+            &starts,
+            policy(&model, &starts),
+            &horizon_only,
+            None,
+            &mut |e| {
+                assert!(matches!(e, RecipeEvent::Round(_)), "{e:?}");
+                rounds += 1;
+                ControlFlow::Continue(())
+            },
+        )
+        .unwrap();
+        assert!(report.terminal_value.is_none());
+        assert_eq!(rounds, 2);
+
+        let err = distil_policy(
+            &model,
+            &starts,
+            policy(&model, &starts),
+            &small(),
+            None,
+            &mut |_| ControlFlow::Break(()),
+        )
+        .unwrap_err();
+        assert!(matches!(err, crate::WorldModelError::Cancelled), "{err}");
+    }
 }

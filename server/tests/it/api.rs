@@ -468,6 +468,13 @@ async fn experience_to_verified_base_and_adapter_packets() {
             .is_finite()
     );
     assert_eq!(result["rounds"], 2, "{result}");
+    // CartPole's actions are discrete: the recipe learned a terminal value for its teacher.
+    assert!(
+        result["terminal_value"]["mean_value"]
+            .as_f64()
+            .is_some_and(f64::is_finite),
+        "{result}"
+    );
     assert!(
         job["events"]
             .as_array()

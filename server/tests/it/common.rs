@@ -43,6 +43,17 @@ population = 16
 iterations = 1
 elites = 4
 
+[compute.value_planner]
+population = 8
+iterations = 1
+elites = 2
+particles = 2
+
+[compute.terminal_value]
+iterations = 5
+states = 128
+hidden = [16]
+
 [compute.policy]
 hidden = [8]
 

@@ -184,7 +184,7 @@ fn new_agent(
 
 /// Registers `name` as a task with `env`'s spaces (a condition of it, or a comparison).
 async fn register_like(client: &PlasmaClient, env: &str, name: &str) -> Result<()> {
-    let mut spec = client.task(env).await?.spec;
+    let mut spec = plasma_envs::task_spec(env)?;
     spec.name = name.to_owned();
     client.register_task(&spec).await?;
     Ok(())
@@ -313,9 +313,10 @@ async fn main() -> Result<()> {
     }
     let pendulum = args.env.starts_with("Pendulum");
     let steps = args.steps.unwrap_or(if pendulum { 5000 } else { 2000 });
-    let change = args.change.clone().unwrap_or_else(|| {
-        if pendulum { "m=2.0" } else { "gravity=100" }.to_owned()
-    });
+    let change = args
+        .change
+        .clone()
+        .unwrap_or_else(|| if pendulum { "m=2.0" } else { "gravity=100" }.to_owned());
     if steps < args.rounds || args.adapt_steps < args.adapt_rounds {
         bail!("every round needs at least one real step");
     }
@@ -344,11 +345,7 @@ async fn main() -> Result<()> {
             String::new()
         }
     );
-    let spec = client
-        .task(&args.env)
-        .await
-        .with_context(|| format!("task {}", args.env))?
-        .spec;
+    let spec = plasma_envs::task_spec(&args.env).with_context(|| format!("task {}", args.env))?;
     let exploration = match (args.explore, &spec.action_space) {
         (None, space) => Exploration::default_for(space),
         (Some(epsilon), Space::Discrete { .. }) => Exploration::EpsilonGreedy { epsilon },
@@ -478,7 +475,10 @@ async fn main() -> Result<()> {
         );
         let audit = verdict(&outcome);
         adapted = evaluate(&mut agent, &task, &changed, args.episodes)?;
-        println!("  real return over {} episodes: {adapted:.1}", args.episodes);
+        println!(
+            "  real return over {} episodes: {adapted:.1}",
+            args.episodes
+        );
         rows.push(Row {
             step: format!("base + LoRA adapter, round {}", round + 1),
             audit,
@@ -494,7 +494,11 @@ async fn main() -> Result<()> {
     let scratch = if args.no_scratch {
         None
     } else {
-        let name = format!("{}.{}-scratch-{run}", args.env, change.replace(['=', ','], "-"));
+        let name = format!(
+            "{}.{}-scratch-{run}",
+            args.env,
+            change.replace(['=', ','], "-")
+        );
         register_like(&client, &args.env, &name).await?;
         let mut scratch_agent = new_agent(
             &client,

@@ -91,6 +91,7 @@ struct JobTiming {
 /// Mean return of `runtime`'s policy over `episodes` real episodes (seeds 90,000 + i).
 fn real_return(runtime: &EdgeRuntime, physics: &Physics, episodes: usize) -> Result<f64> {
     let mut actor = runtime.actor();
+    let mut ends = [0usize; 3];
     let returns = run_episodes(
         TASK,
         physics,
@@ -102,8 +103,24 @@ fn real_return(runtime: &EdgeRuntime, physics: &Physics, episodes: usize) -> Res
                 .map_err(|e| plasma_client::ClientError::Invalid(e.to_string()))?
                 .to_owned())
         },
-        |_| {},
+        |t| {
+            if t.terminated || t.truncated {
+                // CartPole's observation: cart position first, pole angle third.
+                let end = if t.truncated {
+                    0
+                } else if t.next_obs[0].abs() > 2.4 {
+                    1
+                } else {
+                    2
+                };
+                ends[end] += 1;
+            }
+        },
     )?;
+    println!(
+        "    episodes: {} reached the time limit, {} left the track, {} dropped the pole",
+        ends[0], ends[1], ends[2]
+    );
     Ok(returns.iter().sum::<f64>() / returns.len().max(1) as f64)
 }
 
@@ -322,7 +339,8 @@ async fn main() -> Result<()> {
                     .path()
                     .to_path_buf(),
             };
-            let (server, client) = local_server_with(&dir, args.quick, args.config.as_deref()).await?;
+            let (server, client) =
+                local_server_with(&dir, args.quick, args.config.as_deref()).await?;
             (Some(server), client)
         }
     };
@@ -330,14 +348,7 @@ async fn main() -> Result<()> {
     let changed = parse_physics(&args.change)?;
 
     let base_physics = parse_physics(&args.base_change)?;
-    upload(
-        &client,
-        TASK,
-        &base_physics,
-        args.base_steps,
-        args.seed,
-    )
-    .await?;
+    upload(&client, TASK, &base_physics, args.base_steps, args.seed).await?;
     let (base_id, base) = timed_job(
         &client,
         &mut events,
@@ -363,7 +374,11 @@ async fn main() -> Result<()> {
         println!(
             "  base packet, real {TASK} ({}): {own:.1} (changed system {}: {on_change:.1}) \
              over {} episodes",
-            if args.base_change.is_empty() { "unchanged" } else { &args.base_change },
+            if args.base_change.is_empty() {
+                "unchanged"
+            } else {
+                &args.base_change
+            },
             args.change,
             args.episodes
         );
