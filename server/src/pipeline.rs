@@ -5,16 +5,19 @@
 //! - [`simulate`]: fit (or load) the task's world model, drive phantom paths with the
 //!   planner from real start states, audit them (Judicial Auditor).
 //! - [`train_policy`]: the training job's one entry point — fit (or load) the world model,
-//!   distil the planner into a policy (a fresh base, or a LoRA adapter on the task's base)
-//!   with `plasma_world_model::distill`, evaluate and audit the policy in imagination.
+//!   distil the recipe's teacher into a policy (a fresh base, or a LoRA adapter on the
+//!   task's base) with `plasma_world_model::distil_policy`, evaluate and audit the policy
+//!   in imagination.
 //! - [`compile_base`], [`compile_adapter`]: quantize, compress and sign a trained policy or
 //!   adapter.
 //!
-//! The training job's policy step is `plasma_world_model::distill` (DAgger in
-//! imagination: the planner labels real states, then states the policy itself visits in
-//! the model, with the auditor's rejected paths left out), configured by
-//! `[compute.distill]` and the request (`num_simulations` caps the labels per round,
-//! `use_phantom_paths = false` keeps round 0 only, `learning_rate` sets the fit's).
+//! The training job's policy step is the shared recipe, `plasma_world_model::recipe` (a
+//! terminal value for discrete-action tasks, then DAgger in imagination: the teacher
+//! labels real states, then states the policy itself visits in the model, with the
+//! auditor's rejected paths left out), configured by `[compute.planner]`,
+//! `[compute.value_planner]`, `[compute.terminal_value]`, `[compute.distill]` and the
+//! request (`num_simulations` caps the labels per round, `use_phantom_paths = false` keeps
+//! round 0 only, `learning_rate` sets the fit's).
 
 use std::ops::ControlFlow;
 use std::path::Path;

@@ -4,8 +4,8 @@
 //! 1. learn: model-predictive control in the real environment collects the real steps and
 //!    fits the world model (`mpc::learn`; the real-step budget is the environment's MPC one);
 //! 2. distil: the recipe the server's training jobs use (`plasma_world_model::recipe`: a
-//!    terminal value, then DAgger in imagination) turns the planner into a small policy, the auditor
-//!    (calibrated on held-out real episodes) leaving out the paths it rejects;
+//!    terminal value, then DAgger in imagination) turns its teacher into a small policy,
+//!    the auditor (calibrated on held-out real episodes) leaving out the paths it rejects;
 //! 3. deploy: the policy becomes a signed int8 base packet, loaded by the edge runtime and
 //!    evaluated in the real environment;
 //! 4. with `--change name=value` (repeatable; plasma-envs physics names): the base packet
