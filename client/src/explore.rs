@@ -75,7 +75,21 @@ impl Xorshift {
 
 impl Explorer {
     /// An explorer of `space`, seeded.
+    /// Rates outside their ranges are clamped into them (`ε` to `[0, 1]`, `std` to `≥ 0`).
     pub fn new(space: Space, exploration: Exploration, seed: u64) -> Self {
+        let exploration = match exploration {
+            Exploration::EpsilonGreedy { epsilon } => Exploration::EpsilonGreedy {
+                epsilon: if epsilon.is_nan() {
+                    0.0
+                } else {
+                    epsilon.clamp(0.0, 1.0)
+                },
+            },
+            Exploration::Gaussian { std } => Exploration::Gaussian {
+                std: if std.is_nan() { 0.0 } else { std.max(0.0) },
+            },
+            Exploration::Greedy => Exploration::Greedy,
+        };
         Explorer {
             space,
             exploration,
@@ -84,12 +98,14 @@ impl Explorer {
         }
     }
 
-    /// A uniformly random action of the space (unbounded box dimensions: standard normal).
+    /// A uniformly random action of the space (dimensions without two finite bounds: a
+    /// standard normal, kept within the bound they have).
     pub fn random(&mut self) -> OwnedAction {
         let rng = &mut self.rng;
         match &self.space {
             Space::Discrete { n } => {
-                OwnedAction::Discrete((rng.next_u64() % u64::from((*n).max(1))) as u32)
+                // The high bits: xorshift's low ones are its weakest.
+                OwnedAction::Discrete(((rng.next_u64() >> 32) % u64::from((*n).max(1))) as u32)
             }
             Space::Box { low, high } => OwnedAction::Continuous(
                 low.iter()
@@ -98,7 +114,8 @@ impl Explorer {
                         if lo.is_finite() && hi.is_finite() {
                             lo + (hi - lo) * rng.uniform()
                         } else {
-                            rng.normal()
+                            // max/min, not clamp: no panic on a malformed box.
+                            rng.normal().max(lo).min(hi)
                         }
                     })
                     .collect(),
@@ -130,7 +147,7 @@ impl Explorer {
                         } else {
                             1.0
                         };
-                        *x = (*x + std * scale * self.rng.normal()).clamp(lo, hi);
+                        *x = (*x + std * scale * self.rng.normal()).max(lo).min(hi);
                     }
                 }
                 OwnedAction::Continuous(v)

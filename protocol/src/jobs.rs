@@ -107,7 +107,8 @@ pub struct JobEvent {
     pub event: EventKind,
     /// The job's status after the event.
     pub status: JobStatus,
-    /// Current phase, e.g. `fit_world_model`, `label`, `fit_policy`, `audit`.
+    /// Current phase, e.g. `fit_world_model`, `terminal_value`, `distill`, `audit` (a
+    /// training job), `phantom_paths` (a simulation).
     pub phase: Option<String>,
     /// Overall progress, 0 to 1.
     pub progress: f64,

@@ -5,7 +5,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use plasma_world_model::{
-    CemConfig, DistillConfig, EnsembleConfig, PolicyConfig, RecipeConfig, TrainConfig, ValueConfig,
+    Cem, CemConfig, DistillConfig, EnsembleConfig, PolicyConfig, RecipeConfig, TrainConfig,
+    ValueConfig,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -433,12 +434,6 @@ impl Config {
             return bad("compute.max_trajectories must be positive".into());
         }
         let d = &c.distill;
-        if d.initial_labels == 0 || d.paths == 0 || d.horizon == 0 || d.label_batch == 0 {
-            return bad(
-                "compute.distill: initial_labels, paths, horizon and label_batch must be positive"
-                    .into(),
-            );
-        }
         if c.phantom_horizon == 0 || c.simulate_horizon == 0 {
             return bad("compute.phantom_horizon and simulate_horizon must be positive".into());
         }
@@ -460,8 +455,18 @@ impl Config {
         c.ensemble
             .validate()
             .and_then(|_| c.world_model_train.validate())
-            .and_then(|_| c.terminal_value.validate())
+            .and_then(|_| {
+                if c.use_terminal_value {
+                    c.terminal_value.validate()
+                } else {
+                    Ok(())
+                }
+            })
             .and_then(|_| c.distill.validate())
+            // The planners refuse their settings when built: build them once here, so that
+            // a bad file fails at start, not in every job.
+            .and_then(|_| Cem::new(c.planner.clone()).map(drop))
+            .and_then(|_| Cem::new(c.value_planner.clone()).map(drop))
             .map_err(|e| ConfigError::Invalid(format!("compute: {e}")))?;
         plasma_world_model::parse_device(&c.device)
             .map_err(|e| ConfigError::Invalid(format!("compute.device: {e}")))?;
@@ -489,6 +494,28 @@ mod tests {
         assert!(c.open_access());
         assert_eq!(c.server.port, 8000);
         assert_eq!(c.compute.ensemble.hidden, vec![128, 128, 128]);
+    }
+
+    /// A planner the jobs could not build is refused when the configuration loads, and
+    /// the value's settings count only while it is used.
+    #[test]
+    fn bad_planners_and_values_fail_at_load() {
+        for bad in [
+            "[compute.value_planner]\nelites = 40",
+            "[compute.value_planner]\nparticles = 0",
+            "[compute.planner]\nhorizon = 0",
+            "[compute.terminal_value]\ndiscount = 1.5",
+        ] {
+            let c = Config::from_layers(&[("bad", bad)]).unwrap();
+            let err = c.validate().unwrap_err();
+            assert!(err.to_string().contains("compute"), "{bad}: {err}");
+        }
+        let unused =
+            "[compute]\nuse_terminal_value = false\n[compute.terminal_value]\ndiscount = 1.5";
+        Config::from_layers(&[("unused", unused)])
+            .unwrap()
+            .validate()
+            .unwrap();
     }
 
     /// The server's training jobs learn with the recipe the examples use: the default file

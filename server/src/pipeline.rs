@@ -472,9 +472,10 @@ pub fn train_policy(
     })
 }
 
-/// Planner → policy distillation on the fitted model: `plasma_world_model::distill`
-/// (DAgger in imagination, audited paths only), then an evaluation and audit of the
-/// distilled policy on fresh phantom paths.
+/// The shared recipe on the fitted model (`plasma_world_model::distil_policy`: a terminal
+/// value for discrete actions, then DAgger in imagination on audited paths only), then an
+/// evaluation and audit of the distilled policy on fresh phantom paths. The value's
+/// figures come with the `distill` phase's first event (sent when the value is learned).
 fn distil_fitted(
     fitted: &FittedModel,
     exp: &Experience,

@@ -50,7 +50,9 @@ struct Args {
     /// The world model's training as JSON (`TrainConfig` fields over the server's).
     #[arg(long)]
     train: Option<String>,
-    /// A recipe as JSON (`RecipeConfig`), instead of the default.
+    /// A recipe as JSON (`RecipeConfig`), instead of the default: top-level fields left out
+    /// keep the recipe's defaults, but a nested object given replaces the whole field
+    /// (its missing keys take that type's own defaults, e.g. `CemConfig`'s).
     #[arg(long)]
     recipe: Option<String>,
 }

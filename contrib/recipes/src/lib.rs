@@ -25,6 +25,8 @@ horizon = 15
 population = 64
 iterations = 2
 elites = 8
+[compute.value_planner]
+particles = 3
 [compute.terminal_value]
 iterations = 20
 states = 512

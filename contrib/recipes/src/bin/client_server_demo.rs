@@ -125,7 +125,8 @@ fn evaluate(agent: &mut Agent, task: &Task, physics: &Physics, episodes: usize) 
 
 /// Acts for `steps` real steps — at random before the agent has a packet, then with the
 /// packet and the task's exploration — observing every transition; returns the mean
-/// return of the episodes it ran (the last one cut at `steps`).
+/// return of the episodes it ran (the last one's whole return, though only its steps up
+/// to `steps` are observed).
 fn collect(
     agent: &mut Agent,
     task: &Task,
@@ -172,10 +173,16 @@ fn new_agent(
     task_name: &str,
     respect_audit: bool,
 ) -> Result<Agent> {
-    let cache = Arc::new(PacketCache::open(
-        data.join(format!("cache-{agent_id}")),
-        Verifier::pinned(key),
-    )?);
+    // A fresh cache: an agent resumes what its cache has deployed, and this job's rounds
+    // start from random actions.
+    let dir = data.join(format!("cache-{agent_id}"));
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("clearing {}", dir.display()));
+        }
+        _ => {}
+    }
+    let cache = Arc::new(PacketCache::open(dir, Verifier::pinned(key))?);
     let mut config = AgentConfig::new(agent_id, task_name);
     config.force = !respect_audit;
     config.mode = TrainMode::Base;
@@ -230,7 +237,7 @@ async fn base_rounds(
         let out = agent.evolve().await?;
         println!(
             "  base packet {} ({} B) deployed in {:.1} s",
-            &out.packet_id[..12],
+            short(&out.packet_id),
             out.packet_size,
             out.seconds
         );
@@ -296,13 +303,37 @@ fn latency(agent: &mut Agent, task: &Task, n: usize) -> Result<(f64, f64)> {
 }
 
 /// How much of `scratch` the adapter reached: the ratio of returns (costs, i.e. negative
-/// returns as on Pendulum: the inverse ratio).
-fn share_of(adapted: f64, scratch: f64) -> f64 {
-    if scratch > 0.0 {
-        adapted / scratch
+/// returns as on Pendulum: the inverse ratio); `None` when the two differ in sign.
+fn share_of(adapted: f64, scratch: f64) -> Option<f64> {
+    if scratch > 0.0 && adapted >= 0.0 {
+        Some(adapted / scratch)
+    } else if scratch < 0.0 && adapted < 0.0 {
+        Some(scratch / adapted)
     } else {
-        scratch / adapted.min(-f64::EPSILON)
+        None
     }
+}
+
+/// The first 12 characters of a packet id, for the log.
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// A task name of `parts` joined by dots, with every character a task name may not hold
+/// replaced by `-`, at most 100 characters.
+fn task_name(parts: &[&str]) -> String {
+    parts
+        .join(".")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.:-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(100)
+        .collect()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -356,9 +387,18 @@ async fn main() -> Result<()> {
         space: spec.action_space.clone(),
         exploration,
     };
-    // Runs of this job get their own condition and comparison tasks: an external
-    // server's earlier experience is not mixed in.
+    // Every run gets its own tasks (the base's, the condition's, the comparison's), all
+    // with the environment's spaces, registered before any work: no earlier experience on
+    // the server is mixed in, and a name the server refuses fails at once.
     let run = format!("{:x}", std::process::id());
+    let base_task = task_name(&[&args.env, "base", &run]);
+    let condition = task_name(&[&args.env, &change, &run]);
+    let scratch_task = task_name(&[&args.env, &change, "scratch", &run]);
+    for name in [&base_task, &condition, &scratch_task] {
+        register_like(&client, &args.env, name)
+            .await
+            .with_context(|| format!("registering task {name}"))?;
+    }
 
     // The edge agent: pins the server's key, keeps a verified packet cache.
     let key = client.signing_key().await?;
@@ -367,7 +407,7 @@ async fn main() -> Result<()> {
         key,
         &args.data,
         AGENT,
-        &args.env,
+        &base_task,
         args.respect_audit,
     )?;
     let mut events = client.events(AGENT).await?;
@@ -422,8 +462,6 @@ async fn main() -> Result<()> {
         mean_return: on_changed,
         packet: "same base".into(),
     });
-    let condition = format!("{}.{}-{run}", args.env, change.replace(['=', ','], "-"));
-    register_like(&client, &args.env, &condition).await?;
     agent.set_task(condition.clone(), Some(base_id));
     agent.set_mode(TrainMode::Adapter);
     let mut adapted = on_changed;
@@ -449,27 +487,29 @@ async fn main() -> Result<()> {
         // arrives.
         agent.learn()?;
         let mut acted_while_learning = 0usize;
+        let mut episodes_while_learning = 0u64;
         let outcome = loop {
             if let Some(done) = agent.poll_learned() {
                 break done?;
             }
-            let r = run_episodes(
+            run_episodes(
                 &task.env,
                 &changed,
                 1,
-                700_000 + acted_while_learning as u64,
+                700_000 + episodes_while_learning,
                 |o| Ok(agent.act(o)?.to_owned()),
-                |_| {},
+                |_| acted_while_learning += 1,
             )?;
-            acted_while_learning += r[0].abs() as usize;
+            episodes_while_learning += 1;
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
         if outcome.kind != PolicyKind::Adapter {
             bail!("expected an adapter, got a {:?}", outcome.kind);
         }
         println!(
-            "  adapter {} ({} B) hot-swapped after {:.1} s; the agent kept acting meanwhile",
-            &outcome.packet_id[..12],
+            "  adapter {} ({} B) hot-swapped after {:.1} s; the agent acted {acted_while_learning} \
+             steps meanwhile, never blocked",
+            short(&outcome.packet_id),
             outcome.packet_size,
             outcome.seconds,
         );
@@ -494,18 +534,12 @@ async fn main() -> Result<()> {
     let scratch = if args.no_scratch {
         None
     } else {
-        let name = format!(
-            "{}.{}-scratch-{run}",
-            args.env,
-            change.replace(['=', ','], "-")
-        );
-        register_like(&client, &args.env, &name).await?;
         let mut scratch_agent = new_agent(
             &client,
             key,
             &args.data,
             SCRATCH_AGENT,
-            &name,
+            &scratch_task,
             args.respect_audit,
         )?;
         base_rounds(
@@ -542,18 +576,31 @@ async fn main() -> Result<()> {
     }
     println!();
     let cost = base_return - on_changed;
-    println!(
-        "the change cost the base {:.0}% of its return; the adapter recovered {:.0}% of that \
-         with {adapt_used} real steps of the changed system",
-        100.0 * cost / base_return.abs().max(f64::EPSILON),
-        100.0 * (adapted - on_changed) / cost.abs().max(f64::EPSILON)
-    );
-    if let Some(scratch) = scratch {
+    if cost > 0.0 {
         println!(
-            "the adapter reached {:.0}% of the policy trained from scratch on the changed \
-             system ({scratch:.1} with {steps} real steps of it)",
-            100.0 * share_of(adapted, scratch)
+            "the change cost the base {:.0}% of its return; the adapter recovered {:.0}% of \
+             that with {adapt_used} real steps of the changed system",
+            100.0 * cost / base_return.abs().max(f64::EPSILON),
+            100.0 * (adapted - on_changed) / cost
         );
+    } else {
+        println!(
+            "the change cost the base nothing ({base_return:.1} → {on_changed:.1}); the \
+             adapter averages {adapted:.1} with {adapt_used} real steps of the changed system"
+        );
+    }
+    if let Some(scratch) = scratch {
+        match share_of(adapted, scratch) {
+            Some(share) => println!(
+                "the adapter reached {:.0}% of the policy trained from scratch on the changed \
+                 system ({scratch:.1} with {steps} real steps of it)",
+                100.0 * share
+            ),
+            None => println!(
+                "the adapter averages {adapted:.1}, the policy trained from scratch on the \
+                 changed system {scratch:.1} with {steps} real steps of it"
+            ),
+        }
     }
     println!(
         "decision latency (base + adapter, one call of Agent::act, 200k calls): p50 {p50:.0} ns, \
