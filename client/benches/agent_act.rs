@@ -7,7 +7,6 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Instant;
 
 use plasma_client::{
     Agent, AgentConfig, ClientConfig, EdgePolicy, PacketCache, PlasmaClient, Verifier,
@@ -18,27 +17,10 @@ use plasma_packets::{EdgeRuntime, Kernel};
 #[path = "../../packets/benches/common/mod.rs"]
 #[allow(dead_code)]
 mod common;
+#[path = "../../packets/benches/timing/mod.rs"]
+mod timing;
 
-const CALLS: usize = 1_000_000;
-
-fn measure(mut f: impl FnMut(usize)) -> [f64; 3] {
-    for i in 0..CALLS / 10 {
-        f(i);
-    }
-    let mut ns = Vec::with_capacity(CALLS);
-    for i in 0..CALLS {
-        let t = Instant::now();
-        f(i);
-        ns.push(t.elapsed().as_nanos().min(u128::from(u32::MAX)) as u32);
-    }
-    ns.sort_unstable();
-    let at = |q: f64| f64::from(ns[((ns.len() as f64 - 1.0) * q) as usize]);
-    [
-        at(0.5),
-        at(0.99),
-        ns.iter().map(|&v| f64::from(v)).sum::<f64>() / ns.len() as f64,
-    ]
-}
+use timing::measure;
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing to run quickly.
@@ -92,20 +74,15 @@ fn main() {
                     .as_discrete(),
             );
         });
-        println!(
-            "{:<34} {:>8.0} {:>8.0} {:>8.0}",
-            format!("runtime Actor::act ({round})"),
-            rt[0],
-            rt[1],
-            rt[2]
-        );
-        println!(
-            "{:<34} {:>8.0} {:>8.0} {:>8.0}",
-            format!("Agent::act ({round})"),
-            ag[0],
-            ag[1],
-            ag[2]
-        );
+        for (name, r) in [("runtime Actor::act", rt), ("Agent::act", ag)] {
+            println!(
+                "{:<34} {:>8.0} {:>8.0} {:>8.0}",
+                format!("{name} ({round})"),
+                r[0],
+                r[2],
+                r[4]
+            );
+        }
         println!("Agent::act / runtime, p50: {:.2}×", ag[0] / rt[0]);
     }
 }

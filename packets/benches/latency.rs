@@ -9,33 +9,13 @@
 //! first, is included in every figure).
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use plasma_packets::{EdgeRuntime, Kernel, Verifier};
 
 mod common;
+mod timing;
 
-const CALLS: usize = 1_000_000;
-
-fn percentiles(mut ns: Vec<u32>) -> [f64; 5] {
-    ns.sort_unstable();
-    let at = |q: f64| f64::from(ns[((ns.len() as f64 - 1.0) * q) as usize]);
-    let mean = ns.iter().map(|&v| f64::from(v)).sum::<f64>() / ns.len() as f64;
-    [at(0.5), at(0.9), at(0.99), at(0.999), mean]
-}
-
-fn measure(mut f: impl FnMut(usize)) -> [f64; 5] {
-    for i in 0..CALLS / 10 {
-        f(i);
-    }
-    let mut ns = Vec::with_capacity(CALLS);
-    for i in 0..CALLS {
-        let t = Instant::now();
-        f(i);
-        ns.push(t.elapsed().as_nanos().min(u128::from(u32::MAX)) as u32);
-    }
-    percentiles(ns)
-}
+use timing::measure;
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing to run quickly.

@@ -521,7 +521,7 @@ fn distil_fitted(
     let rounds = config.iterations + 1;
     check_cancel(progress)?;
     let start = json!({ "rounds": rounds, "initial_labels": recipe.distill.initial_labels });
-    if recipe.terminal_value.is_some() && exp.spec.action_space.is_discrete() {
+    if recipe.value_for(&exp.spec.action_space).is_some() {
         progress.report("terminal_value", 0.3, None);
     } else {
         progress.report("distill", 0.35, Some(start.clone()));

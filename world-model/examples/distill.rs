@@ -114,11 +114,6 @@ fn recipe_config(seed: u64, iterations: Option<usize>) -> RecipeConfig {
     c
 }
 
-/// Observations of `data`, row-major.
-fn observations(data: &Dataset) -> Vec<f32> {
-    (0..data.len()).flat_map(|i| data.obs(i).to_vec()).collect()
-}
-
 /// The auditor's calibration: the last fifth of the data as the held-out part.
 fn calibration(model: &dyn WorldModel, data: &Dataset) -> Result<Calibration> {
     let n = data.len();
@@ -138,7 +133,7 @@ fn distil(learned: &Learned, policy: PolicyModel, recipe: &RecipeConfig) -> Resu
     let auditor = calibration(learned.agent.model.as_ref(), &learned.data)?;
     let (policy, report) = distil_policy(
         learned.agent.model.as_ref(),
-        &observations(&learned.data),
+        learned.data.observations(),
         policy,
         recipe,
         Some(&auditor),
@@ -223,13 +218,13 @@ fn base_from_scratch(
         learned.report.real_steps, learned.report.learning_seconds, learned.report.fits
     ));
     let spec = learned.agent.model.spec().clone();
-    let states = observations(&learned.data);
+    let states = learned.data.observations();
     let policy = PolicyModel::for_space(
         PolicyConfig {
             seed: config.seed,
             ..PolicyConfig::default()
         },
-        &states,
+        states,
         spec.observation_space.dim(),
         &spec.action_space,
         learned.agent.model.device(),

@@ -12,12 +12,10 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Parser;
 use plasma_envs::make;
-use plasma_protocol::{Action, Space};
 use plasma_world_model::burn::tensor::{Tensor, TensorData};
 use plasma_world_model::ensemble::Ensemble;
-use plasma_world_model::{ActionBatch, Dataset, EnsembleConfig, TrainConfig, WorldModel};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use plasma_world_model::mpc::random_dataset;
+use plasma_world_model::{ActionBatch, EnsembleConfig, TrainConfig, WorldModel};
 
 #[derive(Parser, Debug)]
 #[command(about = "One-step normalized MSE of the ensemble on held-out transitions")]
@@ -45,44 +43,11 @@ struct Args {
     device: String,
 }
 
-fn collect(env_id: &str, n: usize, seed: u64) -> Result<Dataset> {
-    let mut env = make(env_id)?;
-    let spec = env.spec();
-    let mut data = Dataset::new(&spec)?;
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let mut obs = env.reset(Some(seed));
-    while data.len() < n {
-        let action = match &spec.action_space {
-            Space::Discrete { n } => Action::Discrete(rng.random_range(0..*n)),
-            Space::Box { low, high } => Action::Continuous(
-                low.iter()
-                    .zip(high)
-                    .map(|(l, h)| rng.random_range(*l..=*h))
-                    .collect(),
-            ),
-        };
-        let step = env.step(action.as_ref())?;
-        data.push(
-            &obs,
-            action.as_ref(),
-            step.reward,
-            &step.obs,
-            step.terminated,
-        )?;
-        obs = if step.done() {
-            env.reset(None)
-        } else {
-            step.obs
-        };
-    }
-    Ok(data)
-}
-
 fn main() -> Result<()> {
     let args = Args::parse();
     let device = plasma_world_model::parse_device(&args.device)?;
-    let train = collect(&args.env, args.train, args.seed)?;
-    let test = collect(&args.env, args.test, args.seed + 1_000_003)?;
+    let train = random_dataset(&args.env, args.train, args.seed)?;
+    let test = random_dataset(&args.env, args.test, args.seed + 1_000_003)?;
     let spec = make(&args.env)?.spec();
     let config = EnsembleConfig {
         seed: args.seed,

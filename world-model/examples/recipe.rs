@@ -17,15 +17,14 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Parser;
 use plasma_envs::make;
-use plasma_protocol::{Action, ActionRef, Space};
+use plasma_protocol::{Action, ActionRef};
 use plasma_world_model::audit::{AuditConfig, Calibration};
-use plasma_world_model::mpc::MpcConfig;
+use plasma_world_model::mpc::{MpcConfig, random_dataset};
+use plasma_world_model::recipe::teacher;
 use plasma_world_model::{
-    Cem, Dataset, Planner, PolicyConfig, PolicyModel, RecipeConfig, RecipeEvent, Registry,
-    TerminalValue, WorldModelConfig, distil_policy,
+    Planner, PolicyConfig, PolicyModel, RecipeConfig, RecipeEvent, Registry, WorldModelConfig,
+    distil_policy,
 };
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -55,39 +54,6 @@ struct Args {
     /// (its missing keys take that type's own defaults, e.g. `CemConfig`'s).
     #[arg(long)]
     recipe: Option<String>,
-}
-
-fn random_data(env_id: &str, steps: usize, seed: u64) -> Result<Dataset> {
-    let mut env = make(env_id)?;
-    let spec = env.spec();
-    let mut data = Dataset::new(&spec)?;
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let mut obs = env.reset(Some(seed));
-    while data.len() < steps {
-        let action = match &spec.action_space {
-            Space::Discrete { n } => Action::Discrete(rng.random_range(0..*n)),
-            Space::Box { low, high } => Action::Continuous(
-                low.iter()
-                    .zip(high)
-                    .map(|(&l, &h)| rng.random_range(l..h))
-                    .collect(),
-            ),
-        };
-        let step = env.step(action.as_ref())?;
-        data.push(
-            &obs,
-            action.as_ref(),
-            step.reward,
-            &step.obs,
-            step.terminated,
-        )?;
-        obs = if step.done() {
-            env.reset(None)
-        } else {
-            step.obs
-        };
-    }
-    Ok(data)
 }
 
 /// Mean return and how CartPole episodes ended (time limit, off the track, pole fell).
@@ -148,7 +114,7 @@ fn main() -> Result<()> {
     let mut recipe = recipe;
     recipe.distill.seed = args.seed;
     let spec = make(&args.env)?.spec();
-    let data = random_data(&args.env, args.steps, args.seed)?;
+    let data = random_dataset(&args.env, args.steps, args.seed)?;
     let n = data.len();
     let (hold, fit): (Vec<usize>, Vec<usize>) = (0..n).partition(|i| i % 10 == 9);
     let (train, holdout) = (data.subset(&fit), data.subset(&hold));
@@ -167,22 +133,16 @@ fn main() -> Result<()> {
         fit_report.holdout_mse,
         started.elapsed().as_secs_f64()
     );
-    let starts: Vec<f32> = (0..n).flat_map(|i| data.obs(i).to_vec()).collect();
+    let starts = data.observations();
 
     // The teacher as the recipe builds it.
-    let mut teacher = match &recipe.terminal_value {
-        Some(value_config) if spec.action_space.is_discrete() => {
-            let (value, report) = TerminalValue::fit(model.as_ref(), &starts, value_config)?;
-            println!(
-                "terminal value: mean {:.1}, mse {:.3}, {:.1} s",
-                report.mean_value, report.last_loss, report.seconds
-            );
-            let mut teacher = Cem::new(recipe.value_planner.clone())?;
-            teacher.set_terminal_value(Some(value));
-            teacher
-        }
-        _ => Cem::new(recipe.planner.clone())?,
-    };
+    let (mut teacher, value) = teacher(model.as_ref(), starts, &recipe)?;
+    if let Some(report) = value {
+        println!(
+            "terminal value: mean {:.1}, mse {:.3}, {:.1} s",
+            report.mean_value, report.last_loss, report.seconds
+        );
+    }
     if args.teacher_episodes > 0 {
         let started = Instant::now();
         let (mean, ends) = run(&args.env, args.teacher_episodes, |obs| {
@@ -199,14 +159,14 @@ fn main() -> Result<()> {
     let calibration = Calibration::fit(model.as_ref(), &train, &holdout, &AuditConfig::default())?;
     let policy = PolicyModel::for_space(
         PolicyConfig::default(),
-        &starts,
+        starts,
         spec.observation_space.dim(),
         &spec.action_space,
         &device,
     )?;
     let (policy, report) = distil_policy(
         model.as_ref(),
-        &starts,
+        starts,
         policy,
         &recipe,
         Some(&calibration),

@@ -208,6 +208,12 @@ impl Dataset {
         &self.codec
     }
 
+    /// Every transition's observation, row-major (`[len, obs_dim]`): the real states that
+    /// planners label and paths start from.
+    pub fn observations(&self) -> &[f32] {
+        &self.obs
+    }
+
     /// Observation of transition `i`.
     pub fn obs(&self, i: usize) -> &[f32] {
         &self.obs[i * self.obs_dim..(i + 1) * self.obs_dim]

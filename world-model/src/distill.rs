@@ -320,42 +320,25 @@ pub fn distill(
 mod tests {
     use burn::tensor::Device;
     use plasma_envs::make;
-    use plasma_protocol::ActionRef;
-    use rand::rngs::SmallRng;
-    use rand::{Rng, SeedableRng};
 
     use super::*;
     use crate::config::{EnsembleConfig, TrainConfig};
-    use crate::data::Dataset;
     use crate::ensemble::Ensemble;
+    use crate::mpc::random_dataset;
     use crate::planner::{Cem, CemConfig, SearchConfig};
     use crate::policy::PolicyConfig;
 
     /// A small ensemble fitted to real random-action CartPole-v1 transitions, and their
     /// observations (the real start states).
     fn cartpole_model() -> (Ensemble, Vec<f32>) {
-        let mut env = make("CartPole-v1").unwrap();
-        let mut data = Dataset::new(&env.spec()).unwrap();
-        let mut rng = SmallRng::seed_from_u64(3);
-        let mut obs = env.reset(Some(3));
-        while data.len() < 1500 {
-            let a = rng.random_range(0..2u32);
-            let step = env.step(ActionRef::Discrete(a)).unwrap();
-            let a = ActionRef::Discrete(a);
-            data.push(&obs, a, step.reward, &step.obs, step.terminated)
-                .unwrap();
-            obs = if step.done() {
-                env.reset(None)
-            } else {
-                step.obs
-            };
-        }
+        let data = random_dataset("CartPole-v1", 1500, 3).unwrap();
         let config = EnsembleConfig {
             members: 3,
             hidden: vec![64, 64],
             ..EnsembleConfig::default()
         };
-        let mut model = Ensemble::new(config, env.spec(), Device::flex()).unwrap();
+        let spec = make("CartPole-v1").unwrap().spec();
+        let mut model = Ensemble::new(config, spec, Device::flex()).unwrap();
         let train = TrainConfig {
             max_epochs: 60,
             batch_size: 64,
@@ -364,7 +347,7 @@ mod tests {
             ..TrainConfig::default()
         };
         model.fit(&data, &train).unwrap();
-        let starts = (0..data.len()).flat_map(|i| data.obs(i).to_vec()).collect();
+        let starts = data.observations().to_vec();
         (model, starts)
     }
 

@@ -188,6 +188,34 @@ pub struct MpcReport {
     pub eval_seconds: f64,
 }
 
+/// `steps` real transitions of `env_id` under uniformly random actions (the first episode
+/// resets with `seed`, later ones continue the environment's generator): exploration
+/// before there is a model, and the data of tests and examples.
+pub fn random_dataset(env_id: &str, steps: usize, seed: u64) -> Result<Dataset> {
+    let mut env = make_with(env_id, &Physics::new())?;
+    let spec = env.spec();
+    let mut data = Dataset::new(&spec)?;
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut obs = env.reset(Some(seed));
+    while data.len() < steps {
+        let action = random_action(&spec.action_space, &mut rng);
+        let step = env.step(action.as_ref())?;
+        data.push(
+            &obs,
+            action.as_ref(),
+            step.reward,
+            &step.obs,
+            step.terminated,
+        )?;
+        obs = if step.done() {
+            env.reset(None)
+        } else {
+            step.obs
+        };
+    }
+    Ok(data)
+}
+
 fn random_action(space: &Space, rng: &mut SmallRng) -> Action {
     match space {
         Space::Discrete { n } => Action::Discrete(rng.random_range(0..*n)),
@@ -326,8 +354,8 @@ pub fn learn(
                 seed: value_config.seed.wrapping_add(report.fits as u64),
                 ..value_config.clone()
             };
-            let states: Vec<f32> = (0..data.len()).flat_map(|i| data.obs(i).to_vec()).collect();
-            let (value, v) = TerminalValue::fit(agent.model.as_ref(), &states, &value_config)?;
+            let (value, v) =
+                TerminalValue::fit(agent.model.as_ref(), data.observations(), &value_config)?;
             log(&format!(
                 "terminal value: mean {:.1}, regression mse {:.3}, {:.1} s",
                 v.mean_value, v.last_loss, v.seconds

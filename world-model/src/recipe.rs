@@ -83,6 +83,25 @@ impl Default for RecipeConfig {
     }
 }
 
+impl RecipeConfig {
+    /// The terminal value learned for a task of this action space: the configured one on
+    /// discrete actions (its fit enumerates them), none on a box.
+    pub fn value_for(&self, actions: &Space) -> Option<&ValueConfig> {
+        self.terminal_value
+            .as_ref()
+            .filter(|_| actions.is_discrete())
+    }
+
+    /// The teacher of a task of this action space: the short-horizon planner where a
+    /// terminal value is learned, the long one where none is.
+    pub fn teacher_for(&self, actions: &Space) -> &CemConfig {
+        match self.value_for(actions) {
+            Some(_) => &self.value_planner,
+            None => &self.planner,
+        }
+    }
+}
+
 /// What the recipe reports while it runs; returning [`ControlFlow::Break`] from the
 /// callback stops it with [`crate::WorldModelError::Cancelled`].
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +123,26 @@ pub struct RecipeReport {
     pub seconds: f64,
 }
 
+/// The recipe's teacher for `model`, with the terminal value it plans with learned around
+/// `starts` (real states, `[N, obs_dim]`) where the task has one, and that fit's figures.
+pub fn teacher(
+    model: &dyn WorldModel,
+    starts: &[f32],
+    config: &RecipeConfig,
+) -> Result<(Cem, Option<ValueReport>)> {
+    let actions = &model.spec().action_space;
+    let mut teacher = Cem::new(config.teacher_for(actions).clone())?;
+    let report = match config.value_for(actions) {
+        Some(value_config) => {
+            let (value, report) = TerminalValue::fit(model, starts, value_config)?;
+            teacher.set_terminal_value(Some(value));
+            Some(report)
+        }
+        None => None,
+    };
+    Ok((teacher, report))
+}
+
 /// Distils the recipe's teacher acting in `model` into `policy` (see the module docs).
 ///
 /// `starts` are real states (`[N, obs_dim]`, row-major): the teacher labels them and the
@@ -117,23 +156,12 @@ pub fn distil_policy(
     progress: &mut dyn FnMut(RecipeEvent<'_>) -> ControlFlow<()>,
 ) -> Result<(PolicyModel, RecipeReport)> {
     let started = Instant::now();
-    let discrete = matches!(model.spec().action_space, Space::Discrete { .. });
-    let value_config = config.terminal_value.as_ref().filter(|_| discrete);
-    let mut teacher = Cem::new(match value_config {
-        Some(_) => config.value_planner.clone(),
-        None => config.planner.clone(),
-    })?;
-    let terminal_value = match value_config {
-        Some(value_config) => {
-            let (value, report) = TerminalValue::fit(model, starts, value_config)?;
-            teacher.set_terminal_value(Some(value));
-            if progress(RecipeEvent::TerminalValue(&report)).is_break() {
-                return Err(crate::WorldModelError::Cancelled);
-            }
-            Some(report)
-        }
-        None => None,
-    };
+    let (mut teacher, terminal_value) = teacher(model, starts, config)?;
+    if let Some(report) = &terminal_value
+        && progress(RecipeEvent::TerminalValue(report)).is_break()
+    {
+        return Err(crate::WorldModelError::Cancelled);
+    }
     let (policy, distilled) = distill(
         model,
         &mut teacher,
@@ -157,53 +185,31 @@ pub fn distil_policy(
 mod tests {
     use burn::tensor::Device;
     use plasma_envs::make;
-    use plasma_protocol::ActionRef;
-    use rand::rngs::SmallRng;
-    use rand::{Rng, SeedableRng};
 
     use super::*;
     use crate::config::{EnsembleConfig, TrainConfig};
-    use crate::data::Dataset;
     use crate::ensemble::Ensemble;
+    use crate::mpc::random_dataset;
     use crate::policy::PolicyConfig;
 
-    /// A small ensemble on real random-action CartPole-v1 transitions, and their
+    /// A small ensemble on 600 real random-action CartPole-v1 transitions, and their
     /// observations.
     fn cartpole() -> (Ensemble, Vec<f32>) {
-        let mut env = make("CartPole-v1").unwrap();
-        let mut data = Dataset::new(&env.spec()).unwrap();
-        let mut rng = SmallRng::seed_from_u64(5);
-        let mut obs = env.reset(Some(5));
-        while data.len() < 600 {
-            let a = rng.random_range(0..2u32);
-            let step = env.step(ActionRef::Discrete(a)).unwrap();
-            data.push(
-                &obs,
-                ActionRef::Discrete(a),
-                step.reward,
-                &step.obs,
-                step.terminated,
-            )
-            .unwrap();
-            obs = if step.done() {
-                env.reset(None)
-            } else {
-                step.obs
-            };
-        }
+        let data = random_dataset("CartPole-v1", 600, 5).unwrap();
         let config = EnsembleConfig {
             members: 2,
             hidden: vec![32, 32],
             ..EnsembleConfig::default()
         };
-        let mut model = Ensemble::new(config, env.spec(), Device::flex()).unwrap();
+        let spec = make("CartPole-v1").unwrap().spec();
+        let mut model = Ensemble::new(config, spec, Device::flex()).unwrap();
         let train = TrainConfig {
             max_epochs: 15,
             batch_size: 64,
             ..TrainConfig::default()
         };
         model.fit(&data, &train).unwrap();
-        let starts = (0..data.len()).flat_map(|i| data.obs(i).to_vec()).collect();
+        let starts = data.observations().to_vec();
         (model, starts)
     }
 

@@ -343,13 +343,13 @@ mod tests {
             )
             .unwrap();
         model.fit(&data, &config.train).unwrap();
-        let states: Vec<f32> = (0..data.len()).flat_map(|i| data.obs(i).to_vec()).collect();
         let value_config = ValueConfig {
             iterations: 40,
             states: 1024,
             ..ValueConfig::default()
         };
-        let (value, report) = TerminalValue::fit(model.as_ref(), &states, &value_config).unwrap();
+        let (value, report) =
+            TerminalValue::fit(model.as_ref(), data.observations(), &value_config).unwrap();
         assert!(
             report.mean_value.is_finite() && report.mean_value > 0.0,
             "{report:?}"
@@ -374,7 +374,8 @@ mod tests {
         assert!(v[0] > v[2] + 1.0, "centre {} vs leaving {}", v[0], v[2]);
         // A rollout adds `γ^H · a_H · V(s_H)` to each return, nothing else.
         let device = Device::flex();
-        let starts = crate::rollout::start_states(&states[..8 * 4], 4, &device).unwrap();
+        let starts =
+            crate::rollout::start_states(&data.observations()[..8 * 4], 4, &device).unwrap();
         let horizon = 6;
         let actions = crate::rollout::ActionSequences::Discrete(Tensor::<2, Int>::from_data(
             TensorData::new(

@@ -79,5 +79,13 @@ pub async fn local_server_with(
     Ok((server, client))
 }
 
+/// A client of an external plasma-server at `url`, with a bearer `token` where it needs
+/// one (the recipes' `--server URL --token T`).
+pub fn external_client(url: &str, token: Option<String>) -> Result<PlasmaClient> {
+    let mut config = ClientConfig::new(url.to_owned());
+    config.token = token;
+    Ok(PlasmaClient::new(config)?)
+}
+
 /// Random-action experience: plasma-client's, re-exported for the recipes.
 pub use plasma_client::episodes::random_experience;

@@ -32,8 +32,7 @@ use clap::Parser;
 use plasma_client::episodes::{parse_physics, run_episodes};
 use plasma_client::protocol::{PolicyKind, Space, TrainMode};
 use plasma_client::{
-    Agent, AgentConfig, ClientConfig, ClientError, Exploration, Explorer, PacketCache,
-    PlasmaClient, Verifier,
+    Agent, AgentConfig, ClientError, Exploration, Explorer, PacketCache, PlasmaClient, Verifier,
 };
 use plasma_envs::Physics;
 
@@ -356,11 +355,7 @@ async fn main() -> Result<()> {
 
     // The server: external, or in-process with the embedded defaults on a free port.
     let (server, client) = match &args.server {
-        Some(url) => {
-            let mut config = ClientConfig::new(url.clone());
-            config.token = args.token.clone();
-            (None, PlasmaClient::new(config)?)
-        }
+        Some(url) => (None, recipes::external_client(url, args.token.clone())?),
         None => {
             let (server, client) =
                 recipes::local_server(&args.data.join("server"), args.quick).await?;

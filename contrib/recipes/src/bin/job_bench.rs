@@ -22,7 +22,7 @@ use plasma_client::episodes::{parse_physics, run_episodes};
 use plasma_client::protocol::{
     CompileRequest, EventKind, ExperienceBatch, JobEvent, JobStatus, TrainMode, TrainRequest,
 };
-use plasma_client::{ClientConfig, EventStream, PlasmaClient, Verifier};
+use plasma_client::{EventStream, PlasmaClient, Verifier};
 use plasma_envs::Physics;
 use plasma_packets::Packet;
 use plasma_packets::runtime::{EdgeRuntime, Kernel};
@@ -326,11 +326,7 @@ async fn main() -> Result<()> {
     // Declared before the server, so the server stops before its directory is removed.
     let mut tmp = None;
     let (_server, client) = match &args.server {
-        Some(url) => {
-            let mut config = ClientConfig::new(url.clone());
-            config.token = args.token.clone();
-            (None, PlasmaClient::new(config)?)
-        }
+        Some(url) => (None, recipes::external_client(url, args.token.clone())?),
         None => {
             let dir = match &args.data {
                 Some(d) => d.clone(),
