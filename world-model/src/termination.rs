@@ -29,6 +29,9 @@ pub struct DeclaredTermination {
     low: Tensor<2>,
     /// Highest value of each dimension that continues, `[1, obs_dim]`.
     high: Tensor<2>,
+    /// Centre and inverse half-range of the dimensions bounded on both sides, and their
+    /// count: what [`DeclaredTermination::margin`] measures (`None`: no such dimension).
+    bounded: Option<(Tensor<2>, Tensor<2>, usize)>,
 }
 
 impl DeclaredTermination {
@@ -55,10 +58,46 @@ impl DeclaredTermination {
             Termination::ObservationBounds { low, high } => (finite(low), finite(high)),
         };
         let tensor = |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [1, obs_dim]), device);
+        let (raw_low, raw_high) = match rule {
+            Termination::ObservationBounds { low, high } => (low, high),
+        };
+        // Unbounded dimensions get centre 0 and inverse half-range 0: their margin term is
+        // 1 − 0² = 1 for every value, and the count leaves them out of the mean.
+        let mut centre = vec![0f32; obs_dim];
+        let mut inv_half = vec![0f32; obs_dim];
+        let mut count = 0;
+        for k in 0..obs_dim {
+            let (lo, hi) = (raw_low[k], raw_high[k]);
+            if lo.is_finite() && hi.is_finite() && hi > lo {
+                centre[k] = (lo + hi) / 2.0;
+                inv_half[k] = 2.0 / (hi - lo);
+                count += 1;
+            }
+        }
+        let bounded = (count > 0).then(|| (tensor(centre), tensor(inv_half), count));
         Ok(DeclaredTermination {
             low: tensor(low),
             high: tensor(high),
+            bounded,
         })
+    }
+
+    /// How far each observation of `obs` (`[P, obs_dim]`) keeps from the bounds, `[P]`:
+    /// the mean over the dimensions bounded on both sides of `1 − u²`, `u` the value's
+    /// offset from the centre in units of the half-range (1 at the centre, 0 on a bound,
+    /// negative beyond it); `None` when no dimension is bounded on both sides.
+    pub fn margin(&self, obs: &Tensor<2>) -> Option<Tensor<1>> {
+        let (centre, inv_half, count) = self.bounded.as_ref()?;
+        let [p, d] = obs.dims();
+        let u = (obs.clone() - centre.clone().expand([p, d])) * inv_half.clone().expand([p, d]);
+        let unbounded = d - count;
+        let term = u.powi_scalar(2).neg().add_scalar(1.0);
+        Some(
+            term.sum_dim(1)
+                .reshape([p])
+                .sub_scalar(unbounded as f32)
+                .div_scalar(*count as f32),
+        )
     }
 
     /// Continue probability of each path, `[P]`: 1 where every value of the observation
@@ -104,6 +143,22 @@ mod tests {
             .try_into_vec::<f32>()
             .unwrap();
         assert_eq!(c, vec![1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        // Only the first dimension is bounded on both sides: 1 − u² of it alone.
+        let m = t
+            .margin(&obs.clone().narrow(0, 0, 3))
+            .unwrap()
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
+        assert!((m[0] - 1.0).abs() < 1e-6 && m[1].abs() < 1e-6, "{m:?}");
+        assert!((m[2] - (1.0 - 1.01f32 * 1.01)).abs() < 1e-5, "{m:?}");
+        let open = Termination::observation_bounds(
+            vec![f32::NEG_INFINITY, f32::NEG_INFINITY],
+            vec![1.0, 2.0],
+        )
+        .unwrap();
+        let open = DeclaredTermination::new(&open, 2, &device).unwrap();
+        assert!(open.margin(&obs).is_none());
         assert!(DeclaredTermination::new(&rule, 3, &device).is_err());
         let bad = Termination::ObservationBounds {
             low: vec![1.0, 0.0],

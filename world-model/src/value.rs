@@ -29,6 +29,7 @@ use crate::ensemble::net::normal;
 use crate::error::{Result, WorldModelError, check_finite, read_f32};
 use crate::model::{ActionBatch, StepOptions, WorldModel};
 use crate::policy::PolicyNet;
+use crate::termination::DeclaredTermination;
 
 /// How a terminal value is learned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +52,14 @@ pub struct ValueConfig {
     /// Noise added to the real states, in units of the data's standard deviation per
     /// dimension (covers the states imagined paths reach near the data).
     pub spread: f32,
+    /// Weight `k` of a reward for keeping away from the task's declared termination
+    /// bounds, added to each backed-up step: `r + k·c·m(s')`, `m` the margin of
+    /// [`crate::termination::DeclaredTermination::margin`] (1 at the centre of the bounded
+    /// dimensions, 0 on a bound). A survival task's reward is flat until the end, and a
+    /// discount short enough to learn sees no end 200 steps away (the cart drifting off
+    /// the track); the margin makes that drift cost something now. `0`, or a task without
+    /// declared bounds, learns the task's reward alone.
+    pub margin_reward: f32,
     /// Seed of the state sampling and the initial weights.
     pub seed: u64,
 }
@@ -66,6 +75,7 @@ impl Default for ValueConfig {
             hidden: vec![64, 64],
             learning_rate: 3e-3,
             spread: 0.5,
+            margin_reward: 0.0,
             seed: 0,
         }
     }
@@ -98,6 +108,12 @@ impl ValueConfig {
         }
         if !(self.spread.is_finite() && self.spread >= 0.0) {
             return bad(format!("value spread must be ≥ 0, got {}", self.spread));
+        }
+        if !(self.margin_reward.is_finite() && self.margin_reward >= 0.0) {
+            return bad(format!(
+                "value margin_reward must be ≥ 0, got {}",
+                self.margin_reward
+            ));
         }
         Ok(())
     }
@@ -180,6 +196,10 @@ impl TerminalValue {
         let ad_mean = Tensor::<2>::from_data(TensorData::new(mean, [1, d]), &ad_device);
         let ad_inv_std = Tensor::<2>::from_data(TensorData::new(inv_std, [1, d]), &ad_device);
 
+        let margin = match (&model.spec().termination, config.margin_reward) {
+            (Some(rule), k) if k > 0.0 => Some((DeclaredTermination::new(rule, d, &device)?, k)),
+            _ => None,
+        };
         let members = model.members().max(1);
         let b = config.states;
         let mut rng = SmallRng::seed_from_u64(config.seed ^ 0x005e_ed0f_7a1e);
@@ -195,7 +215,7 @@ impl TerminalValue {
                     x.push(states[r * d + k] + config.spread * s * normal(&mut rng));
                 }
             }
-            let targets = value.backup(model, &x, actions, members)?;
+            let targets = value.backup(model, &x, actions, members, margin.as_ref())?;
             mean_value = targets.iter().sum::<f32>() / b as f32;
             // Regress V on the backed-up targets.
             order.shuffle(&mut rng);
@@ -237,13 +257,15 @@ impl TerminalValue {
         ))
     }
 
-    /// `max_a mean_members [r + γ·c·V(s')]` for host states `x` (`[B, obs_dim]`).
+    /// `max_a mean_members [r + c·(k·m(s') + γ·V(s'))]` for host states `x`
+    /// (`[B, obs_dim]`), `k·m` the margin reward where one is configured.
     fn backup(
         &self,
         model: &dyn WorldModel,
         x: &[f32],
         actions: usize,
         members: usize,
+        margin: Option<&(DeclaredTermination, f32)>,
     ) -> Result<Vec<f32>> {
         let device = model.device();
         let d = self.mean.dims()[1];
@@ -269,7 +291,13 @@ impl TerminalValue {
             let cont = decoded
                 .continue_prob
                 .unwrap_or_else(|| Tensor::ones([b * members], device));
-            let q = reward + cont * self.value(decoded.obs).mul_scalar(self.discount);
+            let mut ahead = self.value(decoded.obs.clone()).mul_scalar(self.discount);
+            if let Some(m) =
+                margin.and_then(|(rule, k)| Some(rule.margin(&decoded.obs)?.mul_scalar(*k)))
+            {
+                ahead = ahead + m;
+            }
+            let q = reward + cont * ahead;
             let q = q.reshape([b, members]).mean_dim(1).reshape([b]);
             best = Some(match best {
                 Some(m) => m.max_pair(q),

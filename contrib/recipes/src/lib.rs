@@ -13,33 +13,9 @@ use plasma_server::config::Config;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Small compute settings: a training run in seconds on two cores, weak policies.
-pub const QUICK: &str = r#"
-[compute.ensemble]
-members = 3
-hidden = [64, 64]
-[compute.world_model_train]
-max_epochs = 15
-[compute.planner]
-horizon = 15
-population = 64
-iterations = 2
-elites = 8
-[compute.value_planner]
-particles = 3
-[compute.terminal_value]
-iterations = 20
-states = 512
-[compute.policy]
-hidden = [32, 32]
-[compute.distill]
-iterations = 1
-initial_labels = 256
-paths = 32
-labels_per_round = 128
-[compute.distill.fit]
-epochs = 20
-"#;
+/// Small compute settings: a training run in seconds on two cores, weak policies
+/// (`config/quick.toml`, which `plasma-server --config` also reads).
+pub const QUICK: &str = include_str!("../../../config/quick.toml");
 
 /// Starts plasma-server with the embedded defaults (or [`QUICK`] ones) on a free loopback
 /// port, storing under `data_dir`; returns it with a client of it.

@@ -83,6 +83,10 @@ struct Args {
     /// Small compute settings (for CI and a first look).
     #[arg(long)]
     quick: bool,
+    /// A server configuration file (as `plasma-server --config` reads it) layered over
+    /// the in-process server's defaults (or `--quick`'s settings).
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Stop at the first policy the auditor rejects instead of deploying it anyway. By
     /// default a rejected policy is deployed with its rejection recorded in the packet
     /// (and shown in the table): a base fitted to random exploration is expected to leave
@@ -341,6 +345,9 @@ async fn main() -> Result<()> {
     if args.rounds == 0 || args.adapt_rounds == 0 || args.episodes == 0 {
         bail!("--rounds, --adapt-rounds and --episodes must be at least 1");
     }
+    if args.server.is_some() && args.config.is_some() {
+        bail!("--config configures the in-process server; an external one has its own");
+    }
     let pendulum = args.env.starts_with("Pendulum");
     let steps = args.steps.unwrap_or(if pendulum { 5000 } else { 2000 });
     let change = args
@@ -357,8 +364,12 @@ async fn main() -> Result<()> {
     let (server, client) = match &args.server {
         Some(url) => (None, recipes::external_client(url, args.token.clone())?),
         None => {
-            let (server, client) =
-                recipes::local_server(&args.data.join("server"), args.quick).await?;
+            let (server, client) = recipes::local_server_with(
+                &args.data.join("server"),
+                args.quick,
+                args.config.as_deref(),
+            )
+            .await?;
             (Some(server), client)
         }
     };
