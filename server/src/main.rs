@@ -40,8 +40,9 @@ struct Args {
     #[arg(long)]
     print_config: bool,
     /// Probe `GET /health` of a running server at HOST:PORT and exit 0 if it answers 200
-    /// (the container's HEALTHCHECK; needs no curl).
-    #[arg(long, value_name = "HOST:PORT")]
+    /// (the container's HEALTHCHECK; needs no curl). Without a value, the port of the
+    /// configuration (file, environment, `--port`) on 127.0.0.1.
+    #[arg(long, value_name = "HOST:PORT", num_args = 0..=1, default_missing_value = "")]
     check_health: Option<String>,
 }
 
@@ -72,7 +73,7 @@ fn check_health(addr: &str) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(addr) = &args.check_health {
+    if let Some(addr) = args.check_health.as_deref().filter(|a| !a.is_empty()) {
         return check_health(addr);
     }
     let overrides = Overrides {
@@ -91,6 +92,9 @@ fn main() -> anyhow::Result<()> {
         &overrides,
     )
     .context("configuration")?;
+    if args.check_health.is_some() {
+        return check_health(&format!("127.0.0.1:{}", config.server.port));
+    }
     if args.print_config {
         let mut shown = config.clone();
         for t in &mut shown.auth.tokens {
