@@ -63,7 +63,7 @@ impl fmt::Display for ObsField {
 }
 
 /// Why an experience batch was refused.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Error)]
 pub enum ExperienceError {
     /// The agent id is not a valid identifier.
     #[error("invalid agent id: {0}")]
@@ -109,6 +109,24 @@ pub enum ExperienceError {
         /// Index of the first offending value.
         position: usize,
     },
+    /// An observation value outside a finite bound of the task's observation space.
+    #[error(
+        "transition {index}: {field}[{position}] = {value} is outside the observation space's [{low}, {high}]"
+    )]
+    ObservationOutOfBounds {
+        /// Index of the transition in the batch.
+        index: usize,
+        /// Which observation.
+        field: ObsField,
+        /// Index of the first offending value.
+        position: usize,
+        /// The value.
+        value: f32,
+        /// The space's lower bound there.
+        low: f32,
+        /// The space's upper bound there.
+        high: f32,
+    },
     /// A NaN or infinite reward.
     #[error("transition {index}: reward is not finite")]
     NonFiniteReward {
@@ -130,10 +148,12 @@ impl ExperienceBatch {
     /// Checks the batch against the task it claims to belong to.
     ///
     /// Checked: the agent id, the task name, the size (1 to [`MAX_BATCH_TRANSITIONS`]),
-    /// the dimension and finiteness of every observation, finite rewards, and every
-    /// action with [`crate::Space::check_action`]. Observation values outside the
-    /// observation space's bounds are accepted (Gymnasium's bounds are advisory). The
-    /// first fault found is reported. `spec` is assumed valid ([`TaskSpec::validate`]).
+    /// the dimension and finiteness of every observation, every observation value inside
+    /// the observation space's finite bounds (an unbounded side, `±inf`, is not checked:
+    /// the world model screens such dimensions for outliers instead), finite rewards, and
+    /// every action with [`crate::Space::check_action`]. The first fault found is
+    /// reported, so a refused batch names the transition and the field; nothing of a
+    /// refused batch should be stored. `spec` is assumed valid ([`TaskSpec::validate`]).
     pub fn validate(&self, spec: &TaskSpec) -> Result<(), ExperienceError> {
         validate_identifier(&self.agent_id).map_err(ExperienceError::AgentId)?;
         if self.task_name != spec.name {
@@ -167,6 +187,24 @@ impl ExperienceBatch {
                         index,
                         field,
                         position,
+                    });
+                }
+                if let Some((position, value, low, high)) = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| {
+                        let (low, high) = spec.observation_space.bounds(i);
+                        (i, v, low, high)
+                    })
+                    .find(|&(_, v, low, high)| v < low || v > high)
+                {
+                    return Err(ExperienceError::ObservationOutOfBounds {
+                        index,
+                        field,
+                        position,
+                        value,
+                        low,
+                        high,
                     });
                 }
             }
@@ -280,6 +318,28 @@ mod tests {
                 field: ObsField::Obs,
                 position: 2
             })
+        );
+
+        // CartPole's cart position lies in [-4.8, 4.8]; its velocities are unbounded.
+        let mut t = step(0);
+        t.next_obs[0] = 1e30;
+        assert_eq!(
+            batch(vec![step(1), t]).validate(&spec),
+            Err(ExperienceError::ObservationOutOfBounds {
+                index: 1,
+                field: ObsField::NextObs,
+                position: 0,
+                value: 1e30,
+                low: -4.8,
+                high: 4.8
+            })
+        );
+        let mut t = step(0);
+        t.obs[1] = 1e30;
+        assert_eq!(
+            batch(vec![t]).validate(&spec),
+            Ok(()),
+            "an unbounded dimension"
         );
 
         let mut t = step(0);

@@ -36,7 +36,7 @@ pub use experience::{
 };
 pub use ident::{IdentifierError, MAX_IDENTIFIER_LEN, validate_identifier};
 pub use jobs::{EventKind, JobEvent, JobKind, JobRecord, JobStatus, JobStatusView, JobView};
-pub use records::{PacketRecord, PolicyKind, TaskRecord};
+pub use records::{ChunkRecord, DeletionRecord, PacketRecord, PolicyKind, TaskRecord};
 pub use space::{MAX_SPACE_DIM, Space, SpaceError};
 pub use task::{TaskError, TaskSpec};
 pub use termination::{Termination, TerminationError};

@@ -23,10 +23,59 @@ pub struct TaskRecord {
     pub agents: Vec<String>,
     /// The latest completed base-policy training of this task.
     pub base_training: Option<String>,
+    /// Transitions stored per uploading agent (what per-agent quotas and retention count).
+    #[serde(default)]
+    pub agent_transitions: std::collections::BTreeMap<String, u64>,
+    /// Number the next chunk gets (chunk numbers are never reused, also after deletions).
+    #[serde(default)]
+    pub next_chunk: u64,
+    /// Every deletion of experience from this task, oldest first.
+    #[serde(default)]
+    pub deletions: Vec<DeletionRecord>,
     /// Creation time (Unix seconds).
     pub created_at: f64,
     /// Last change (Unix seconds).
     pub updated_at: f64,
+}
+
+/// One stored upload of experience and where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChunkRecord {
+    /// The task.
+    pub task: String,
+    /// The chunk's number within the task (upload order).
+    pub chunk: u64,
+    /// The agent the upload was made for.
+    pub agent_id: String,
+    /// Which token uploaded it: `sha256:` and the first 16 hex digits of its digest (never
+    /// the token itself); none for open access or data stored before provenance was kept.
+    pub token: Option<String>,
+    /// Transitions in the chunk.
+    pub transitions: u64,
+    /// Unix seconds; 0 for data stored before provenance was kept.
+    pub uploaded_at: f64,
+}
+
+/// A deletion of one agent's experience from a task (`DELETE /experience`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeletionRecord {
+    /// The agent whose experience was deleted.
+    pub agent_id: String,
+    /// Chunk numbers deleted.
+    pub chunks: Vec<u64>,
+    /// Transitions deleted.
+    pub transitions: u64,
+    /// When the oldest deleted chunk was uploaded (Unix seconds): anything trained on the
+    /// task since then may have seen the deleted data.
+    pub oldest_upload_at: f64,
+    /// Unix seconds.
+    pub deleted_at: f64,
+    /// The token that asked for it (fingerprint as in [`ChunkRecord::token`]).
+    pub by: Option<String>,
+    /// Packets compiled from policies trained on the deleted data (they stay, marked).
+    pub tainted_packets: Vec<String>,
 }
 
 /// Base policy or LoRA adapter.
@@ -72,4 +121,8 @@ pub struct PacketRecord {
     pub signed_by: String,
     /// Unix seconds.
     pub created_at: f64,
+    /// Set when experience its policy was trained on was deleted afterwards: the signed
+    /// packet stays as it was, this says its training data is no longer held.
+    #[serde(default)]
+    pub trained_on_deleted_data: bool,
 }

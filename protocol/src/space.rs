@@ -148,6 +148,16 @@ impl Space {
         }
     }
 
+    /// The bounds of value `i` of an element in its flat form: the box's `[low, high]`, or
+    /// `[0, n − 1]` for a discrete space's index; `(-inf, inf)` past the dimension.
+    pub fn bounds(&self, i: usize) -> (f32, f32) {
+        match self {
+            Space::Discrete { n } if i == 0 => (0.0, n.saturating_sub(1) as f32),
+            Space::Box { low, high } if i < low.len() => (low[i], high[i]),
+            _ => (f32::NEG_INFINITY, f32::INFINITY),
+        }
+    }
+
     /// Whether this is a discrete space.
     pub fn is_discrete(&self) -> bool {
         matches!(self, Space::Discrete { .. })

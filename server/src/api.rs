@@ -11,10 +11,10 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, extract::rejection::BytesRejection};
+use axum::{Extension, Json, extract::rejection::BytesRejection};
 use plasma_packets::codec::Digest;
 use plasma_packets::model::Provenance;
-use plasma_protocol::{ExperienceBatch, TaskSpec, validate_identifier};
+use plasma_protocol::{TaskSpec, validate_identifier};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -27,15 +27,19 @@ pub use plasma_protocol::{
 };
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::jobs::{JobContext, JobFailure};
 use crate::pipeline::{self, Experience, PipelineError, PolicyTarget, StoredPolicy};
 use crate::records::{
-    JobEvent, JobKind, JobRecord, JobStatus, PacketRecord, PolicyKind, TaskRecord, now_secs,
+    ChunkRecord, DeletionRecord, JobEvent, JobKind, JobRecord, JobStatus, PacketRecord, PolicyKind,
+    TaskRecord, now_secs,
 };
 use crate::storage::Store;
-use crate::wire;
 use plasma_world_model::PolicyModel;
+
+pub mod experience;
+pub use experience::{delete_experience, list_experience, upload_experience};
 
 /// A JSON body whose rejections are [`ApiError`]s: malformed JSON is 400 `invalid_json`,
 /// JSON of the wrong shape 422 `invalid_request`, a body over the limit 413, a non-JSON
@@ -64,7 +68,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state)
         .await
         .map_err(|e: BytesRejection| {
@@ -76,7 +80,7 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Api
         })
 }
 
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => {
             ApiError::unprocessable("invalid_request", e.to_string())
@@ -85,13 +89,13 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
+pub(crate) fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
     validate_identifier(id)
         .map_err(|e| ApiError::unprocessable("invalid_identifier", format!("{what}: {e}")))
 }
 
 /// Runs blocking storage work off the async runtime.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await?
@@ -214,6 +218,9 @@ pub async fn register_task(
             chunks: 0,
             agents: vec![],
             base_training: None,
+            agent_transitions: Default::default(),
+            next_chunk: 0,
+            deletions: vec![],
             created_at: now,
             updated_at: now,
         };
@@ -247,7 +254,7 @@ pub async fn get_task(
 }
 
 /// The spec of a task: stored, or a reference environment's.
-fn resolve_spec(store: &dyn Store, name: &str) -> Result<(TaskSpec, bool), ApiError> {
+pub(crate) fn resolve_spec(store: &dyn Store, name: &str) -> Result<(TaskSpec, bool), ApiError> {
     if let Some(t) = store.get_task(name)? {
         return Ok((t.spec, t.builtin));
     }
@@ -261,61 +268,6 @@ fn resolve_spec(store: &dyn Store, name: &str) -> Result<(TaskSpec, bool), ApiEr
             ),
         )),
     }
-}
-
-/// Uploads real experience: a plasma-protocol `ExperienceBatch` as JSON, or its compact
-/// binary form (`Content-Type: application/x-plasma-experience`, see `wire.rs`).
-#[utoipa::path(post, path = "/experience",
-    request_body(content = Object, description = "ExperienceBatch (JSON) or application/x-plasma-experience"),
-    responses((status = 201, body = ExperienceAccepted), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn upload_experience(
-    State(st): State<Arc<AppState>>,
-    req: Request,
-) -> Result<(StatusCode, Json<ExperienceAccepted>), ApiError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_ascii_lowercase();
-    let binary = content_type.starts_with(wire::CONTENT_TYPE);
-    if !binary && !content_type.starts_with("application/json") {
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "expected application/json or {}, got {content_type}",
-            wire::CONTENT_TYPE
-        )));
-    }
-    let bytes = read_body(req, &()).await?;
-    let batch: ExperienceBatch = if binary {
-        wire::decode(&bytes).map_err(|e| ApiError::bad_request("invalid_binary", e.to_string()))?
-    } else {
-        parse_json(&bytes)?
-    };
-    check_id("agent_id", &batch.agent_id)?;
-    check_id("task_name", &batch.task_name)?;
-    let store = st.store.clone();
-    let metrics = st.metrics.clone();
-    let accepted = batch.transitions.len();
-    let agent_id = batch.agent_id.clone();
-    let record = blocking(move || {
-        let (spec, builtin) = resolve_spec(store.as_ref(), &batch.task_name)?;
-        batch
-            .validate(&spec)
-            .map_err(|e| ApiError::unprocessable("invalid_experience", e.to_string()))?;
-        Ok(store.append_experience(&spec, builtin, &batch)?)
-    })
-    .await?;
-    metrics.experience(accepted as u64);
-    Ok((
-        StatusCode::CREATED,
-        Json(ExperienceAccepted {
-            task_name: record.name,
-            agent_id,
-            accepted,
-            total_transitions: record.transitions,
-        }),
-    ))
 }
 
 // ---------------------------------------------------------------- jobs
@@ -443,12 +395,14 @@ fn load_experience(
     task: &TaskRecord,
     max: usize,
 ) -> Result<Experience, JobFailure> {
-    let transitions = store
+    let loaded = store
         .load_experience(&task.name, max)
         .map_err(storage_failure)?;
     Ok(Experience {
         spec: job_spec(task),
-        transitions,
+        transitions: loaded.transitions,
+        agent_of: loaded.agent_of,
+        agents: loaded.agents,
     })
 }
 
@@ -478,9 +432,12 @@ fn job_spec(task: &TaskRecord) -> TaskSpec {
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn simulate(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<SimulateRequest>,
 ) -> Result<(StatusCode, Json<SimulateAccepted>), ApiError> {
     check_id("agent_id", &req.agent_id)?;
+    caller.speak_for(&req.agent_id)?;
+    st.limits.request(&req.agent_id)?;
     if req.num_trajectories == 0 {
         return Err(ApiError::unprocessable(
             "invalid_request",
@@ -739,6 +696,20 @@ fn base_world_model(store: &dyn Store, base_training: &str, task: &str) -> Optio
     if job.task == task {
         return None;
     }
+    // A model fitted on experience deleted since is not reused: the adapter fits afresh.
+    let loaded_at = job.started_at.unwrap_or(job.created_at);
+    let base_task = store.get_task(&job.task).ok().flatten()?;
+    if base_task
+        .deletions
+        .iter()
+        .any(|d| d.oldest_upload_at <= loaded_at)
+    {
+        tracing::info!(
+            base_training,
+            "the base's world model saw deleted experience; not used as a prior"
+        );
+        return None;
+    }
     let name = job.result.as_ref()?["world_model"]["checkpoint"].as_str()?;
     // Written by this server, read back from storage: only a plain directory name.
     if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
@@ -975,6 +946,7 @@ pub async fn compile(
             audit_summary: summary,
             signed_by: signer.public_key().to_hex(),
             created_at: now_secs(),
+            trained_on_deleted_data: false,
         };
         ctx.progress("compile", 0.1, None);
         let (built, kind, base_id) = match &policy.base_training {
@@ -1239,7 +1211,9 @@ pub async fn packet_meta(
         register_task,
         list_tasks,
         get_task,
-        upload_experience,
+        experience::upload_experience,
+        experience::list_experience,
+        experience::delete_experience,
         get_job,
         list_jobs,
         cancel_job,
@@ -1252,7 +1226,16 @@ pub async fn packet_meta(
         download,
         packet_meta
     ),
-    components(schemas(ErrorBody, JobEvent, JobRecord, TaskRecord, PacketRecord, JobView))
+    components(schemas(
+        ErrorBody,
+        JobEvent,
+        JobRecord,
+        TaskRecord,
+        PacketRecord,
+        JobView,
+        ChunkRecord,
+        DeletionRecord
+    ))
 )]
 pub struct ApiDoc;
 
@@ -1275,6 +1258,9 @@ mod tests {
             chunks: 0,
             agents: vec![],
             base_training: None,
+            agent_transitions: Default::default(),
+            next_chunk: 0,
+            deletions: vec![],
             created_at: 0.0,
             updated_at: 0.0,
         }

@@ -56,6 +56,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Where data lives.
     pub storage: StorageConfig,
+    /// Per-agent limits.
+    pub limits: LimitsConfig,
     /// Bearer tokens.
     pub auth: AuthConfig,
     /// The job queue.
@@ -96,6 +98,16 @@ pub struct StorageConfig {
     pub max_task_transitions: usize,
 }
 
+/// Per-agent limits on what one agent may send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Transitions one agent may store in one task (0: no limit).
+    pub max_agent_task_transitions: u64,
+    /// Experience uploads and simulation requests per agent per minute (0: no limit).
+    pub agent_requests_per_minute: u32,
+}
+
 /// A role a token grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -114,6 +126,36 @@ pub struct TokenConfig {
     pub token: String,
     /// What it may do.
     pub role: Role,
+    /// The agents an agent token speaks for: uploads, simulations and training requests
+    /// naming another `agent_id` are refused (403). Empty: any agent (tokens configured
+    /// before identities; a warning is logged at start). Admin tokens speak for every agent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<String>,
+}
+
+/// One entry of `PLASMA_AGENT_TOKENS` / `PLASMA_ADMIN_TOKENS`: `TOKEN`, or
+/// `AGENT[+AGENT…]@TOKEN` for a token bound to those agents (agent ids cannot contain `@`
+/// or `+`, so the split is unambiguous when the left side is a list of valid ids).
+fn parse_token_entry(entry: &str, role: Role) -> TokenConfig {
+    if let Some((agents, token)) = entry.split_once('@') {
+        let agents: Vec<String> = agents.split('+').map(str::to_owned).collect();
+        if !token.is_empty()
+            && agents
+                .iter()
+                .all(|a| plasma_protocol::validate_identifier(a).is_ok())
+        {
+            return TokenConfig {
+                token: token.to_owned(),
+                role,
+                agents,
+            };
+        }
+    }
+    TokenConfig {
+        token: entry.to_owned(),
+        role,
+        agents: vec![],
+    }
 }
 
 /// Bearer tokens.
@@ -144,6 +186,10 @@ pub struct ComputeConfig {
     pub device: String,
     /// Fewest transitions a task needs for a job.
     pub min_transitions: usize,
+    /// Screening before a fit (`plasma_world_model::screen`): a transition with a value
+    /// more than this many widths of its column's central 99% outside it is left out;
+    /// `0` keeps everything.
+    pub outlier_widths: f32,
     /// Steps of the evaluation and audit phantom paths of a trained policy.
     pub phantom_horizon: usize,
     /// Steps of `/simulate`'s phantom paths.
@@ -365,11 +411,8 @@ impl Config {
             ("PLASMA_AGENT_TOKENS", Role::Agent),
         ] {
             if let Some(v) = get(name) {
-                for token in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-                    self.auth.tokens.push(TokenConfig {
-                        token: token.to_owned(),
-                        role,
-                    });
+                for entry in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                    self.auth.tokens.push(parse_token_entry(entry, role));
                 }
             }
         }
@@ -417,6 +460,22 @@ impl Config {
                 t.token.len()
             ));
         }
+        for t in &self.auth.tokens {
+            if let Some(bad_id) = t
+                .agents
+                .iter()
+                .find(|a| plasma_protocol::validate_identifier(a).is_err())
+            {
+                return bad(format!(
+                    "a token names agent {bad_id:?}, not a valid agent id"
+                ));
+            }
+            if t.role == Role::Admin && !t.agents.is_empty() {
+                return bad(
+                    "admin tokens speak for every agent: give agents to agent tokens only".into(),
+                );
+            }
+        }
         if self.server.body_limit_bytes < 1024 {
             return bad("server.body_limit_bytes must be at least 1024".into());
         }
@@ -436,6 +495,9 @@ impl Config {
         let d = &c.distill;
         if c.phantom_horizon == 0 || c.simulate_horizon == 0 {
             return bad("compute.phantom_horizon and simulate_horizon must be positive".into());
+        }
+        if !(c.outlier_widths.is_finite() && c.outlier_widths >= 0.0) {
+            return bad("compute.outlier_widths must be finite and at least 0".into());
         }
         if c.min_transitions < 2 {
             return bad("compute.min_transitions must be at least 2".into());

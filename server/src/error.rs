@@ -28,6 +28,9 @@ pub enum ApiError {
     /// 403: the token's role may not do this.
     #[error("this token's role may not {0}")]
     Forbidden(&'static str),
+    /// 403: the token may not speak for the agent the request names.
+    #[error("this token may not speak for agent {0:?}")]
+    WrongAgent(String),
     /// 404: something named by the request does not exist.
     #[error("{message}")]
     NotFound {
@@ -61,6 +64,17 @@ pub enum ApiError {
     /// 429: the job queue is full.
     #[error("the job queue is full ({0} jobs queued or running); retry later")]
     QueueFull(usize),
+    /// 429: a per-agent limit (`code` says which); `retry_after` seconds when waiting
+    /// helps.
+    #[error("{message}")]
+    TooManyRequests {
+        /// Stable code (`rate_limited`, `agent_quota_exceeded`).
+        code: &'static str,
+        /// Details.
+        message: String,
+        /// Seconds until a retry can succeed (the `Retry-After` header).
+        retry_after: Option<u64>,
+    },
     /// 503: shutting down or not ready.
     #[error("{0}")]
     Unavailable(String),
@@ -107,13 +121,15 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::WrongAgent(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::QueueFull(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::QueueFull(_) | ApiError::TooManyRequests { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -125,9 +141,11 @@ impl ApiError {
             ApiError::BadRequest { code, .. }
             | ApiError::NotFound { code, .. }
             | ApiError::Conflict { code, .. }
-            | ApiError::Unprocessable { code, .. } => code,
+            | ApiError::Unprocessable { code, .. }
+            | ApiError::TooManyRequests { code, .. } => code,
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::WrongAgent(_) => "wrong_agent",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::QueueFull(_) => "queue_full",
@@ -178,11 +196,15 @@ impl IntoResponse for ApiError {
                 axum::http::HeaderValue::from_static("Bearer"),
             );
         }
-        if let ApiError::QueueFull(_) = self {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("5"),
-            );
+        let retry_after = match &self {
+            ApiError::QueueFull(_) => Some(5),
+            ApiError::TooManyRequests { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.max(1).into());
         }
         response
     }

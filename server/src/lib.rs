@@ -19,6 +19,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod jobs;
+pub mod limits;
 pub mod metrics;
 pub mod pipeline;
 pub mod records;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub signer: Arc<PacketSigner>,
     /// Tokens.
     pub auth: Auth,
+    /// Per-agent rate and storage limits.
+    pub limits: limits::AgentLimits,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Base policies trained by this process, by training id (adapter training starts
@@ -212,7 +215,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/status", get(status))
         .route("/tasks", get(list_tasks))
         .route("/tasks/{name}", get(get_task))
-        .route("/experience", post(upload_experience))
+        .route(
+            "/experience",
+            post(upload_experience)
+                .get(list_experience)
+                .delete(delete_experience),
+        )
         .route("/simulate", post(simulate))
         .route("/simulate/{simulation_id}", get(get_simulation))
         .route("/train/{training_id}", get(get_training))
@@ -348,6 +356,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let (shutdown, _) = watch::channel(false);
     let state = Arc::new(AppState {
         auth: Auth::new(&config.auth.tokens, config.open_access()),
+        limits: limits::AgentLimits::new(&config.limits),
         config: Arc::new(config),
         store,
         jobs,

@@ -27,6 +27,7 @@ pub struct Metrics {
     jobs_rejected: Mutex<BTreeMap<&'static str, u64>>,
     jobs_finished: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     experience_transitions: AtomicU64,
+    experience_refused: Mutex<BTreeMap<&'static str, u64>>,
     packets_compiled: AtomicU64,
     packet_downloads: AtomicU64,
     ws_connections: AtomicI64,
@@ -75,6 +76,11 @@ impl Metrics {
     pub fn experience(&self, transitions: u64) {
         self.experience_transitions
             .fetch_add(transitions, Ordering::Relaxed);
+    }
+
+    /// An upload of experience was refused; `reason` is the answer's error code.
+    pub fn experience_refused(&self, reason: &'static str) {
+        bump(&self.experience_refused, reason);
     }
 
     /// A packet was compiled.
@@ -143,6 +149,18 @@ impl Metrics {
         if let Ok(m) = self.jobs_rejected.lock() {
             for (kind, n) in m.iter() {
                 let _ = writeln!(w, "plasma_jobs_rejected_total{{kind=\"{kind}\"}} {n}");
+            }
+        }
+        let _ = writeln!(
+            w,
+            "# HELP plasma_experience_refused_total Uploads of experience refused, by the answer's error code.\n# TYPE plasma_experience_refused_total counter"
+        );
+        if let Ok(m) = self.experience_refused.lock() {
+            for (reason, n) in m.iter() {
+                let _ = writeln!(
+                    w,
+                    "plasma_experience_refused_total{{reason=\"{reason}\"}} {n}"
+                );
             }
         }
         let _ = writeln!(

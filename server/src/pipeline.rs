@@ -27,11 +27,12 @@ use plasma_packets::codec::Digest;
 use plasma_packets::model::{ActionSpace, Activation, ObsNorm, Provenance};
 use plasma_packets::signing::PacketSigner;
 use plasma_packets::{FloatLayer, FloatLora, FloatLoraLayer, FloatPolicy};
-use plasma_protocol::{TaskSpec, Transition};
+use plasma_protocol::{Action, TaskSpec, Transition};
 use plasma_world_model::audit::{AuditConfig, Calibration, PathAudit, Verdict, audit_paths};
 use plasma_world_model::burn;
 use plasma_world_model::policy::{adapter_packet, base_packet};
 use plasma_world_model::rollout::start_states;
+use plasma_world_model::screen::screen;
 use plasma_world_model::{
     ActionBatch, BuiltPacket, Cem, Dataset, Driver, HostTrajectory, LoraConfig, NormalizerUpdate,
     PlannerPolicy, PolicyModel, RecipeEvent, Registry, RolloutOptions, WorldModel,
@@ -91,6 +92,10 @@ pub struct Experience {
     pub spec: TaskSpec,
     /// Its transitions, oldest first.
     pub transitions: Vec<Transition>,
+    /// `agents[agent_of[i]]` uploaded `transitions[i]` (empty: unknown).
+    pub agent_of: Vec<usize>,
+    /// The uploading agents.
+    pub agents: Vec<String>,
 }
 
 /// A world model ready to use, with the data it was fitted to split for the auditor.
@@ -132,9 +137,14 @@ fn world_model(
         )));
     }
     let device = parse_device(&settings.device)?;
-    let all = Dataset::from_transitions(&exp.spec, &exp.transitions)?;
-    // Every tenth transition is held out for the auditor's calibration.
-    let (hold, fit): (Vec<usize>, Vec<usize>) = (0..n).partition(|i| i % 10 == 9);
+    let (kept, screened) = screen(&exp.spec, &exp.transitions, settings.outlier_widths);
+    if screened.dropped > 0 {
+        tracing::warn!(task = %exp.spec.name, dropped = screened.dropped, first = ?screened.first_dropped,
+            "transitions with extreme values left out of the fit");
+    }
+    let all = Dataset::from_transitions(&exp.spec, &exp.transitions)?.subset(&kept);
+    // Every tenth kept transition is held out for the auditor's calibration.
+    let (hold, fit): (Vec<usize>, Vec<usize>) = (0..kept.len()).partition(|i| i % 10 == 9);
     let train = all.subset(&fit);
     let holdout = all.subset(&hold);
 
@@ -152,9 +162,20 @@ fn world_model(
                 serde_json::to_string(t).map_err(|e| PipelineError::Compute(e.to_string()))?;
             h.update(text.as_bytes());
         }
+        // All of the data, not only its size: after a deletion, or once the newest window
+        // has moved, the same count is other data.
         for t in &exp.transitions {
+            for v in t.obs.iter().chain(&t.next_obs) {
+                h.update(v.to_le_bytes());
+            }
+            match &t.action {
+                Action::Discrete(a) => h.update(a.to_le_bytes()),
+                Action::Continuous(values) => values.iter().for_each(|v| h.update(v.to_le_bytes())),
+            }
             h.update(t.reward.to_le_bytes());
+            h.update([u8::from(t.terminated), u8::from(t.truncated)]);
         }
+        h.update(settings.outlier_widths.to_le_bytes());
         // A fine-tuned model differs from a fresh one on the same data.
         if let Some(prior) = prior {
             h.update(b"prior:");
@@ -173,7 +194,7 @@ fn world_model(
             model,
             train,
             holdout,
-            report: json!({ "transitions": n, "fitted": false, "checkpoint": name, "prior": prior_name }),
+            report: json!({ "transitions": n, "fitted": false, "checkpoint": name, "prior": prior_name, "screen": screened }),
         });
     }
     let prior_model = prior.and_then(|p| match Registry::default().load(p, &device) {
@@ -219,6 +240,7 @@ fn world_model(
     };
     let report = json!({
         "transitions": n,
+        "screen": screened,
         "fitted": true,
         "checkpoint": checkpoint,
         "prior": prior_name,

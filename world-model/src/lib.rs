@@ -37,6 +37,7 @@ pub mod policy;
 pub mod recipe;
 pub mod registry;
 pub mod rollout;
+pub mod screen;
 pub mod termination;
 mod train;
 pub mod value;

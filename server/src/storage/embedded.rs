@@ -1,10 +1,10 @@
 //! The embedded store: redb for metadata, files for bulk data.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use plasma_protocol::{ExperienceBatch, TaskSpec, Transition};
+use plasma_protocol::{ExperienceBatch, TaskSpec};
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
 };
@@ -12,9 +12,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::fs::{read_optional, write_atomic};
-use super::{Result, Store, StoreError};
+use super::{LoadedExperience, Result, Store, StoreError, retention};
 use crate::records::{
-    EventKind, JobEvent, JobKind, JobRecord, JobStatus, PacketRecord, TaskRecord, now_secs,
+    ChunkRecord, DeletionRecord, EventKind, JobEvent, JobKind, JobRecord, JobStatus, PacketRecord,
+    TaskRecord, now_secs,
 };
 use crate::wire;
 
@@ -23,6 +24,12 @@ const JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("jobs");
 const JOB_EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("job_events");
 const PACKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("packets");
 const AGENT_PACKETS: TableDefinition<&str, &str> = TableDefinition::new("agent_packets");
+/// Provenance of every stored chunk, keyed `<task>\x01<chunk number, 20 digits>`.
+const CHUNKS: TableDefinition<&str, &[u8]> = TableDefinition::new("chunks");
+
+fn chunk_key(task: &str, chunk: u64) -> String {
+    format!("{task}\u{1}{chunk:020}")
+}
 
 fn dberr<E: Into<redb::Error>>(e: E) -> StoreError {
     StoreError::Db(e.into().to_string())
@@ -58,12 +65,49 @@ impl EmbeddedStore {
         tx.open_table(JOB_EVENTS).map_err(dberr)?;
         tx.open_table(PACKETS).map_err(dberr)?;
         tx.open_table(AGENT_PACKETS).map_err(dberr)?;
+        tx.open_table(CHUNKS).map_err(dberr)?;
         tx.commit().map_err(dberr)?;
-        Ok(EmbeddedStore {
+        let store = EmbeddedStore {
             root: root.to_owned(),
             db,
             append: Mutex::new(()),
-        })
+        };
+        store.index_old_chunks()?;
+        Ok(store)
+    }
+
+    /// Data directories written before chunks had provenance: indexes their chunks (the
+    /// agent id is in each chunk file; the token and the time are unknown) and fills the
+    /// task records' per-agent counts. Runs once per task: afterwards `next_chunk` is set.
+    fn index_old_chunks(&self) -> Result<()> {
+        for mut task in self.list_tasks()? {
+            if task.next_chunk >= task.chunks {
+                continue;
+            }
+            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+            for chunk in 0..task.chunks {
+                let path = self.chunk_path(&task.name, chunk);
+                let bytes = read_optional(&path)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("missing {}", path.display())))?;
+                let batch = wire::decode(&bytes)
+                    .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
+                let record = ChunkRecord {
+                    task: task.name.clone(),
+                    chunk,
+                    agent_id: batch.agent_id.clone(),
+                    token: None,
+                    transitions: batch.transitions.len() as u64,
+                    uploaded_at: 0.0,
+                };
+                *counts.entry(batch.agent_id).or_default() += record.transitions;
+                self.put(CHUNKS, &chunk_key(&task.name, chunk), &to_json(&record)?)?;
+            }
+            task.agent_transitions = counts;
+            task.next_chunk = task.chunks;
+            self.put_task(&task)?;
+            tracing::info!(task = %task.name, chunks = task.chunks, "indexed the provenance of stored experience");
+        }
+        Ok(())
     }
 
     fn get<T: DeserializeOwned>(
@@ -139,6 +183,7 @@ impl Store for EmbeddedStore {
         spec: &TaskSpec,
         builtin: bool,
         batch: &ExperienceBatch,
+        token: Option<&str>,
     ) -> Result<TaskRecord> {
         let _guard = self
             .append
@@ -153,20 +198,53 @@ impl Store for EmbeddedStore {
             chunks: 0,
             agents: vec![],
             base_training: None,
+            agent_transitions: BTreeMap::new(),
+            next_chunk: 0,
+            deletions: vec![],
             created_at: now,
             updated_at: now,
         });
         let bytes = wire::encode(batch).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        // The chunk file is durable before the record that counts it; a crash in between
+        // The chunk file is durable before the records that count it; a crash in between
         // leaves an uncounted file that the next append overwrites.
-        write_atomic(&self.chunk_path(&task.name, task.chunks), &bytes)?;
+        let chunk = task.next_chunk;
+        write_atomic(&self.chunk_path(&task.name, chunk), &bytes)?;
+        let n = batch.transitions.len() as u64;
+        task.next_chunk += 1;
         task.chunks += 1;
-        task.transitions += batch.transitions.len() as u64;
+        task.transitions += n;
+        *task
+            .agent_transitions
+            .entry(batch.agent_id.clone())
+            .or_default() += n;
         let mut agents: BTreeSet<String> = task.agents.into_iter().collect();
         agents.insert(batch.agent_id.clone());
         task.agents = agents.into_iter().collect();
         task.updated_at = now;
-        self.put_task(&task)?;
+        let record = ChunkRecord {
+            task: task.name.clone(),
+            chunk,
+            agent_id: batch.agent_id.clone(),
+            token: token.map(str::to_owned),
+            transitions: n,
+            uploaded_at: now,
+        };
+        // The chunk's provenance and the task's counts in one transaction.
+        let tx = self.db.begin_write().map_err(dberr)?;
+        {
+            let mut chunks = tx.open_table(CHUNKS).map_err(dberr)?;
+            chunks
+                .insert(
+                    chunk_key(&task.name, chunk).as_str(),
+                    to_json(&record)?.as_slice(),
+                )
+                .map_err(dberr)?;
+            let mut tasks = tx.open_table(TASKS).map_err(dberr)?;
+            tasks
+                .insert(task.name.as_str(), to_json(&task)?.as_slice())
+                .map_err(dberr)?;
+        }
+        tx.commit().map_err(dberr)?;
         Ok(task)
     }
 
@@ -183,30 +261,144 @@ impl Store for EmbeddedStore {
         self.put_task(&record)
     }
 
-    fn load_experience(&self, task: &str, max: usize) -> Result<Vec<Transition>> {
-        let Some(record) = self.get_task(task)? else {
-            return Ok(vec![]);
-        };
-        // Newest chunks first until `max` transitions are collected.
-        let mut chunks = vec![];
-        let mut total = 0;
-        for chunk in (0..record.chunks).rev() {
-            if total >= max {
-                break;
-            }
+    fn load_experience(&self, task: &str, max: usize) -> Result<LoadedExperience> {
+        let chunks = self.list_chunks(task, None)?;
+        let mut out = LoadedExperience::default();
+        let agents: BTreeSet<&str> = chunks.iter().map(|c| c.agent_id.as_str()).collect();
+        out.agents = agents.iter().map(|a| (*a).to_owned()).collect();
+        let by_number: BTreeMap<u64, &ChunkRecord> = chunks.iter().map(|c| (c.chunk, c)).collect();
+        for (chunk, take) in retention::retained(&chunks, max) {
             let path = self.chunk_path(task, chunk);
             let bytes = read_optional(&path)?
                 .ok_or_else(|| StoreError::Corrupt(format!("missing {}", path.display())))?;
             let batch = wire::decode(&bytes)
                 .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
-            total += batch.transitions.len();
-            chunks.push(batch.transitions);
-        }
-        let mut out: Vec<Transition> = chunks.into_iter().rev().flatten().collect();
-        if out.len() > max {
-            out.drain(..out.len() - max);
+            let agent = by_number
+                .get(&chunk)
+                .and_then(|c| out.agents.binary_search(&c.agent_id).ok())
+                .ok_or_else(|| StoreError::Corrupt(format!("chunk {chunk} of {task}")))?;
+            let skip = batch.transitions.len().saturating_sub(take);
+            let taken = batch.transitions.into_iter().skip(skip);
+            let before = out.transitions.len();
+            out.transitions.extend(taken);
+            out.agent_of
+                .extend(std::iter::repeat_n(agent, out.transitions.len() - before));
         }
         Ok(out)
+    }
+
+    fn list_chunks(&self, task: &str, agent: Option<&str>) -> Result<Vec<ChunkRecord>> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let t = tx.open_table(CHUNKS).map_err(dberr)?;
+        let (from, to) = (format!("{task}\u{1}"), format!("{task}\u{2}"));
+        let mut out = vec![];
+        for item in t.range(from.as_str()..to.as_str()).map_err(dberr)? {
+            let (_, v) = item.map_err(dberr)?;
+            let record: ChunkRecord = from_json(CHUNKS.name(), v.value())?;
+            if agent.is_none_or(|a| a == record.agent_id) {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    fn delete_experience(
+        &self,
+        task: &str,
+        agent: &str,
+        by: Option<&str>,
+    ) -> Result<Option<DeletionRecord>> {
+        let _guard = self
+            .append
+            .lock()
+            .map_err(|_| StoreError::Db("append lock poisoned".into()))?;
+        let Some(mut record) = self.get_task(task)? else {
+            return Ok(None);
+        };
+        let chunks = self.list_chunks(task, Some(agent))?;
+        if chunks.is_empty() {
+            return Ok(None);
+        }
+        let transitions: u64 = chunks.iter().map(|c| c.transitions).sum();
+        let oldest_upload_at = chunks
+            .iter()
+            .map(|c| c.uploaded_at)
+            .fold(f64::INFINITY, f64::min);
+        // Packets of policies that may have seen the data: compiled for this task since
+        // its oldest deleted chunk arrived, and adapters bound to such a base packet.
+        let mut packets: Vec<PacketRecord> = self.all(PACKETS)?;
+        // A training job loads its data when it starts.
+        let mut tainted = BTreeSet::new();
+        for p in packets.iter().filter(|p| p.task == task) {
+            let loaded_at = match self.get_job(&p.training_id)? {
+                Some(job) => job.started_at.unwrap_or(job.created_at),
+                None => p.created_at,
+            };
+            if loaded_at >= oldest_upload_at {
+                tainted.insert(p.packet_id.clone());
+            }
+        }
+        let adapters: Vec<String> = packets
+            .iter()
+            .filter(|p| {
+                p.base_packet_id
+                    .as_ref()
+                    .is_some_and(|b| tainted.contains(b))
+            })
+            .map(|p| p.packet_id.clone())
+            .collect();
+        tainted.extend(adapters);
+        let now = now_secs();
+        let deletion = DeletionRecord {
+            agent_id: agent.to_owned(),
+            chunks: chunks.iter().map(|c| c.chunk).collect(),
+            transitions,
+            oldest_upload_at,
+            deleted_at: now,
+            by: by.map(str::to_owned),
+            tainted_packets: tainted.iter().cloned().collect(),
+        };
+        record.chunks = record.chunks.saturating_sub(chunks.len() as u64);
+        record.transitions = record.transitions.saturating_sub(transitions);
+        record.agent_transitions.remove(agent);
+        record.agents.retain(|a| a != agent);
+        record.deletions.push(deletion.clone());
+        record.updated_at = now;
+        // Metadata first (the chunks stop counting at once), then the files: a crash in
+        // between leaves unreferenced files, never a record naming a missing one.
+        let tx = self.db.begin_write().map_err(dberr)?;
+        {
+            let mut table = tx.open_table(CHUNKS).map_err(dberr)?;
+            for c in &chunks {
+                table
+                    .remove(chunk_key(task, c.chunk).as_str())
+                    .map_err(dberr)?;
+            }
+            let mut tasks = tx.open_table(TASKS).map_err(dberr)?;
+            tasks
+                .insert(task, to_json(&record)?.as_slice())
+                .map_err(dberr)?;
+            let mut table = tx.open_table(PACKETS).map_err(dberr)?;
+            for p in packets
+                .iter_mut()
+                .filter(|p| tainted.contains(&p.packet_id))
+            {
+                p.trained_on_deleted_data = true;
+                table
+                    .insert(p.packet_id.as_str(), to_json(p)?.as_slice())
+                    .map_err(dberr)?;
+            }
+        }
+        tx.commit().map_err(dberr)?;
+        for c in &chunks {
+            let path = self.chunk_path(task, c.chunk);
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %path.display(), error = %e, "deleted chunk file not removed");
+            }
+        }
+        Ok(Some(deletion))
     }
 
     fn put_job(&self, job: &JobRecord, events: &[JobEvent]) -> Result<()> {
@@ -340,7 +532,7 @@ impl Store for EmbeddedStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use plasma_protocol::{Action, Space};
+    use plasma_protocol::{Action, Space, Transition};
 
     fn spec() -> TaskSpec {
         TaskSpec {
@@ -353,8 +545,12 @@ mod tests {
     }
 
     fn batch(n: usize, reward: f64) -> ExperienceBatch {
+        batch_of("a", n, reward)
+    }
+
+    fn batch_of(agent: &str, n: usize, reward: f64) -> ExperienceBatch {
         ExperienceBatch {
-            agent_id: "a".into(),
+            agent_id: agent.into(),
             task_name: "T-v0".into(),
             transitions: (0..n)
                 .map(|i| Transition {
@@ -374,17 +570,151 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = EmbeddedStore::open(dir.path()).unwrap();
-            s.append_experience(&spec(), false, &batch(3, 1.0)).unwrap();
-            let t = s.append_experience(&spec(), false, &batch(4, 2.0)).unwrap();
-            assert_eq!((t.transitions, t.chunks), (7, 2));
+            s.append_experience(&spec(), false, &batch(3, 1.0), None)
+                .unwrap();
+            let t = s
+                .append_experience(&spec(), false, &batch(4, 2.0), Some("sha256:00"))
+                .unwrap();
+            assert_eq!((t.transitions, t.chunks, t.next_chunk), (7, 2, 2));
         }
         let s = EmbeddedStore::open(dir.path()).unwrap();
-        assert_eq!(s.load_experience("T-v0", 100).unwrap().len(), 7);
-        let newest = s.load_experience("T-v0", 5).unwrap();
+        assert_eq!(s.load_experience("T-v0", 100).unwrap().transitions.len(), 7);
+        let newest = s.load_experience("T-v0", 5).unwrap().transitions;
         assert_eq!(newest.len(), 5);
         assert_eq!(newest[0].reward, 1.0);
         assert!(newest[1..].iter().all(|t| t.reward == 2.0));
-        assert!(s.load_experience("none", 5).unwrap().is_empty());
+        assert!(s.load_experience("none", 5).unwrap().transitions.is_empty());
+        let chunks = s.list_chunks("T-v0", None).unwrap();
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[1].token.as_deref(), Some("sha256:00"));
+        assert_eq!(
+            (chunks[1].agent_id.as_str(), chunks[1].transitions),
+            ("a", 4)
+        );
+        assert!(chunks[1].uploaded_at > 0.0);
+    }
+
+    #[test]
+    fn each_agent_keeps_its_share_and_transitions_say_whose() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        s.append_experience(&spec(), false, &batch_of("honest", 30, 1.0), None)
+            .unwrap();
+        for _ in 0..10 {
+            s.append_experience(&spec(), false, &batch_of("flood", 50, 2.0), None)
+                .unwrap();
+        }
+        let loaded = s.load_experience("T-v0", 100).unwrap();
+        assert_eq!(loaded.agents, ["flood", "honest"]);
+        assert_eq!(loaded.transitions.len(), 100);
+        let honest = loaded.agent_of.iter().filter(|&&a| a == 1).count();
+        assert_eq!(honest, 30, "the honest agent's data is all kept");
+        for (t, a) in loaded.transitions.iter().zip(&loaded.agent_of) {
+            assert_eq!(t.reward, if *a == 1 { 1.0 } else { 2.0 });
+        }
+        let task = s.get_task("T-v0").unwrap().unwrap();
+        assert_eq!(task.agent_transitions["flood"], 500);
+        assert_eq!(task.agent_transitions["honest"], 30);
+    }
+
+    #[test]
+    fn deleting_an_agents_experience_removes_it_and_marks_packets() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        s.append_experience(&spec(), false, &batch_of("keep", 5, 1.0), None)
+            .unwrap();
+        s.append_experience(&spec(), false, &batch_of("gone", 7, 2.0), None)
+            .unwrap();
+        let packet = |id: char, task: &str, base: Option<String>| PacketRecord {
+            packet_id: id.to_string().repeat(64),
+            kind: crate::records::PolicyKind::Base,
+            agent_id: "keep".into(),
+            task: task.into(),
+            training_id: "tr".into(),
+            base_packet_id: base,
+            size: 1,
+            target_device: "edge".into(),
+            quantization: "int8".into(),
+            compression_level: 3,
+            audit: "Approved".into(),
+            audit_summary: String::new(),
+            signed_by: String::new(),
+            created_at: now_secs(),
+            trained_on_deleted_data: false,
+        };
+        let base = packet('a', "T-v0", None);
+        let adapter = packet('b', "Other-v0", Some(base.packet_id.clone()));
+        let unrelated = packet('c', "Other-v0", None);
+        for p in [&base, &adapter, &unrelated] {
+            s.put_packet(p, b"bytes", false).unwrap();
+        }
+        assert!(
+            s.delete_experience("T-v0", "nobody", None)
+                .unwrap()
+                .is_none()
+        );
+        let d = s
+            .delete_experience("T-v0", "gone", Some("sha256:ad"))
+            .unwrap()
+            .unwrap();
+        assert_eq!((d.transitions, d.chunks.as_slice()), (7, &[1][..]));
+        assert_eq!(
+            d.tainted_packets,
+            [base.packet_id.clone(), adapter.packet_id.clone()]
+        );
+        assert!(!dir.path().join("experience/T-v0/0000000001.pxb").exists());
+        let loaded = s.load_experience("T-v0", 100).unwrap();
+        assert_eq!(
+            (loaded.transitions.len(), loaded.agents.as_slice()),
+            (5, &["keep".to_owned()][..])
+        );
+        let task = s.get_task("T-v0").unwrap().unwrap();
+        assert_eq!((task.transitions, task.chunks, task.next_chunk), (5, 1, 2));
+        assert_eq!(task.agents, ["keep"]);
+        assert_eq!(task.deletions, [d]);
+        let flagged = |p: &PacketRecord| {
+            s.get_packet(&p.packet_id)
+                .unwrap()
+                .unwrap()
+                .trained_on_deleted_data
+        };
+        assert!(flagged(&base) && flagged(&adapter) && !flagged(&unrelated));
+        // A new upload takes a new chunk number, never the deleted one's.
+        let t = s
+            .append_experience(&spec(), false, &batch_of("gone", 2, 3.0), None)
+            .unwrap();
+        assert_eq!((t.transitions, t.next_chunk), (7, 3));
+    }
+
+    #[test]
+    fn data_directories_without_provenance_are_indexed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            s.append_experience(&spec(), false, &batch_of("x", 3, 1.0), None)
+                .unwrap();
+            s.append_experience(&spec(), false, &batch_of("y", 4, 1.0), None)
+                .unwrap();
+            // What a server before provenance left: no chunk records, no counts.
+            let mut task = s.get_task("T-v0").unwrap().unwrap();
+            task.next_chunk = 0;
+            task.agent_transitions.clear();
+            s.put_task(&task).unwrap();
+            let tx = s.db.begin_write().unwrap();
+            tx.delete_table(CHUNKS).unwrap();
+            tx.commit().unwrap();
+        }
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        let chunks = s.list_chunks("T-v0", None).unwrap();
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(
+            (chunks[0].agent_id.as_str(), chunks[0].token.clone()),
+            ("x", None)
+        );
+        let task = s.get_task("T-v0").unwrap().unwrap();
+        assert_eq!(task.next_chunk, 2);
+        assert_eq!(task.agent_transitions["y"], 4);
+        assert_eq!(s.load_experience("T-v0", 100).unwrap().transitions.len(), 7);
     }
 
     #[test]

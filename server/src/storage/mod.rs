@@ -20,6 +20,7 @@
 
 mod embedded;
 mod fs;
+pub mod retention;
 
 use std::path::PathBuf;
 
@@ -29,7 +30,21 @@ use thiserror::Error;
 pub use embedded::EmbeddedStore;
 pub use fs::write_atomic;
 
-use crate::records::{JobEvent, JobKind, JobRecord, PacketRecord, TaskRecord};
+use crate::records::{
+    ChunkRecord, DeletionRecord, JobEvent, JobKind, JobRecord, PacketRecord, TaskRecord,
+};
+
+/// A task's experience as a job loads it: the transitions, oldest first, and which agent
+/// uploaded each (for per-agent checks of the shared model).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadedExperience {
+    /// The transitions, in upload order.
+    pub transitions: Vec<Transition>,
+    /// `agents[agent_of[i]]` uploaded `transitions[i]`.
+    pub agent_of: Vec<usize>,
+    /// The uploading agents, sorted.
+    pub agents: Vec<String>,
+}
 
 /// A storage failure (I/O, database, corrupt record).
 #[derive(Debug, Error)]
@@ -63,17 +78,31 @@ pub trait Store: Send + Sync + 'static {
     /// All tasks.
     fn list_tasks(&self) -> Result<Vec<TaskRecord>>;
     /// Stores a validated batch as a new chunk of its task (creating the task from `spec`
-    /// if it is new) and returns the updated task record.
+    /// if it is new), with the fingerprint of the token that uploaded it, and returns the
+    /// updated task record.
     fn append_experience(
         &self,
         spec: &TaskSpec,
         builtin: bool,
         batch: &ExperienceBatch,
+        token: Option<&str>,
     ) -> Result<TaskRecord>;
     /// Records a completed base-policy training as its task's base.
     fn set_base_training(&self, task: &str, training_id: &str) -> Result<()>;
-    /// The newest `max` transitions of a task, oldest first.
-    fn load_experience(&self, task: &str, max: usize) -> Result<Vec<Transition>>;
+    /// At most `max` transitions of a task, oldest first, every uploading agent keeping an
+    /// equal share ([`retention::retained`]).
+    fn load_experience(&self, task: &str, max: usize) -> Result<LoadedExperience>;
+    /// The stored chunks of a task, in upload order, optionally of one agent.
+    fn list_chunks(&self, task: &str, agent: Option<&str>) -> Result<Vec<ChunkRecord>>;
+    /// Deletes every chunk `agent` uploaded to `task`, marks the packets whose policies
+    /// may have been trained on them and records the deletion in the task; `None` when
+    /// the agent has nothing there.
+    fn delete_experience(
+        &self,
+        task: &str,
+        agent: &str,
+        by: Option<&str>,
+    ) -> Result<Option<DeletionRecord>>;
 
     /// Creates or replaces a job and its events.
     fn put_job(&self, job: &JobRecord, events: &[JobEvent]) -> Result<()>;

@@ -6,3 +6,4 @@ mod common;
 
 mod api;
 mod lifecycle;
+mod untrusted;

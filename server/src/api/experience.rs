@@ -1,0 +1,211 @@
+//! Experience: uploads from agents (checked against the task's spaces, the token's
+//! identity and the agent's limits), and an admin's view and deletion of one agent's data.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, Request, State};
+use axum::http::{StatusCode, header};
+use plasma_protocol::{ExperienceAccepted, ExperienceBatch};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{blocking, check_id, parse_json, read_body, resolve_spec};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::config::Role;
+use crate::error::{ApiError, ErrorBody};
+use crate::records::{ChunkRecord, DeletionRecord};
+use crate::wire;
+
+/// The caller the auth middleware recorded (open access when none ran, e.g. in tests of
+/// a bare router).
+fn caller_of(req: &Request) -> Caller {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or_else(Caller::open)
+}
+
+/// Uploads real experience: a plasma-protocol `ExperienceBatch` as JSON, or its compact
+/// binary form (`Content-Type: application/x-plasma-experience`, see `wire.rs`).
+///
+/// Refused, with nothing of the batch stored: values outside the task's finite
+/// observation bounds, actions outside its action space, non-finite rewards (422
+/// `invalid_experience`, naming the first offending transition and field); an `agent_id`
+/// the token does not speak for (403 `wrong_agent`); past the agent's request rate (429
+/// `rate_limited`, `Retry-After`) or its stored transitions in the task (429
+/// `agent_quota_exceeded`).
+#[utoipa::path(post, path = "/experience",
+    request_body(content = Object, description = "ExperienceBatch (JSON) or application/x-plasma-experience"),
+    responses((status = 201, body = ExperienceAccepted), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+pub async fn upload_experience(
+    State(st): State<Arc<AppState>>,
+    req: Request,
+) -> Result<(StatusCode, Json<ExperienceAccepted>), ApiError> {
+    let metrics = st.metrics.clone();
+    upload(st, req).await.inspect_err(|e| {
+        metrics.experience_refused(e.code());
+    })
+}
+
+async fn upload(
+    st: Arc<AppState>,
+    req: Request,
+) -> Result<(StatusCode, Json<ExperienceAccepted>), ApiError> {
+    let caller = caller_of(&req);
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_ascii_lowercase();
+    let binary = content_type.starts_with(wire::CONTENT_TYPE);
+    if !binary && !content_type.starts_with("application/json") {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "expected application/json or {}, got {content_type}",
+            wire::CONTENT_TYPE
+        )));
+    }
+    let bytes = read_body(req, &()).await?;
+    let batch: ExperienceBatch = if binary {
+        wire::decode(&bytes).map_err(|e| ApiError::bad_request("invalid_binary", e.to_string()))?
+    } else {
+        parse_json(&bytes)?
+    };
+    check_id("agent_id", &batch.agent_id)?;
+    check_id("task_name", &batch.task_name)?;
+    caller.speak_for(&batch.agent_id)?;
+    st.limits.request(&batch.agent_id)?;
+    let store = st.store.clone();
+    let metrics = st.metrics.clone();
+    let accepted = batch.transitions.len();
+    let agent_id = batch.agent_id.clone();
+    let state = st.clone();
+    let record = blocking(move || {
+        let (spec, builtin) = resolve_spec(store.as_ref(), &batch.task_name)?;
+        batch
+            .validate(&spec)
+            .map_err(|e| ApiError::unprocessable("invalid_experience", e.to_string()))?;
+        let task = store.get_task(&spec.name)?;
+        state
+            .limits
+            .store(task.as_ref(), &batch.agent_id, accepted as u64)?;
+        Ok(store.append_experience(&spec, builtin, &batch, caller.token.as_deref())?)
+    })
+    .await?;
+    metrics.experience(accepted as u64);
+    Ok((
+        StatusCode::CREATED,
+        Json(ExperienceAccepted {
+            task_name: record.name,
+            agent_id,
+            accepted,
+            total_transitions: record.transitions,
+        }),
+    ))
+}
+
+/// Which experience an admin asks about.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ExperienceQuery {
+    /// The task.
+    pub task: String,
+    /// The agent (required to delete; optional to list).
+    pub agent_id: Option<String>,
+}
+
+/// A task's stored chunks with their provenance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExperienceListing {
+    /// The task.
+    pub task: String,
+    /// The chunks, in upload order.
+    pub chunks: Vec<ChunkRecord>,
+    /// Transitions in them.
+    pub transitions: u64,
+}
+
+fn require_admin(caller: &Caller) -> Result<(), ApiError> {
+    if caller.role < Role::Admin {
+        return Err(ApiError::Forbidden(
+            "read or delete experience (admin only)",
+        ));
+    }
+    Ok(())
+}
+
+/// Lists a task's stored experience, optionally one agent's: each chunk with the agent and
+/// the token (fingerprint) that uploaded it (admin).
+#[utoipa::path(get, path = "/experience", params(ExperienceQuery),
+    responses((status = 200, body = ExperienceListing), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list_experience(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<ExperienceQuery>,
+    req: Request,
+) -> Result<Json<ExperienceListing>, ApiError> {
+    require_admin(&caller_of(&req))?;
+    check_id("task", &q.task)?;
+    if let Some(a) = &q.agent_id {
+        check_id("agent_id", a)?;
+    }
+    let store = st.store.clone();
+    blocking(move || {
+        if store.get_task(&q.task)?.is_none() {
+            return Err(ApiError::not_found(
+                "unknown_task",
+                format!("no task {:?}", q.task),
+            ));
+        }
+        let chunks = store.list_chunks(&q.task, q.agent_id.as_deref())?;
+        Ok(Json(ExperienceListing {
+            transitions: chunks.iter().map(|c| c.transitions).sum(),
+            task: q.task,
+            chunks,
+        }))
+    })
+    .await
+}
+
+/// Deletes every transition one agent uploaded to a task (admin). World models fitted on
+/// it are not reused (the next job refits), nor is a base's model as an adapter's prior;
+/// packets already compiled stay, marked `trained_on_deleted_data`; the deletion is kept
+/// in the task's `deletions`.
+#[utoipa::path(delete, path = "/experience", params(ExperienceQuery),
+    responses((status = 200, body = DeletionRecord), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn delete_experience(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<ExperienceQuery>,
+    req: Request,
+) -> Result<Json<DeletionRecord>, ApiError> {
+    let caller = caller_of(&req);
+    require_admin(&caller)?;
+    check_id("task", &q.task)?;
+    let agent = q.agent_id.ok_or_else(|| {
+        ApiError::unprocessable(
+            "invalid_request",
+            "agent_id is required to delete experience",
+        )
+    })?;
+    check_id("agent_id", &agent)?;
+    let store = st.store.clone();
+    let deletion = blocking(move || {
+        store
+            .delete_experience(&q.task, &agent, caller.token.as_deref())?
+            .ok_or_else(|| {
+                ApiError::not_found(
+                    "no_experience",
+                    format!("agent {agent:?} has no experience in task {:?}", q.task),
+                )
+            })
+    })
+    .await?;
+    tracing::info!(agent = %deletion.agent_id, transitions = deletion.transitions,
+        tainted_packets = deletion.tainted_packets.len(), "experience deleted");
+    Ok(Json(deletion))
+}
