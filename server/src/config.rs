@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use plasma_world_model::audit::AgentCheckConfig;
 use plasma_world_model::{
     Cem, CemConfig, DistillConfig, EnsembleConfig, PolicyConfig, RecipeConfig, TrainConfig,
     ValueConfig,
@@ -190,6 +191,12 @@ pub struct ComputeConfig {
     /// more than this many widths of its column's central 99% outside it is left out;
     /// `0` keeps everything.
     pub outlier_widths: f32,
+    /// When a task's data comes from several agents: which agent's data disagrees with the
+    /// rest under the shared model (`plasma_world_model::audit::check_agents`).
+    #[serde(default)]
+    pub agent_check: AgentCheckConfig,
+    /// Leave flagged agents' data out of shared fits (the model is fitted once more).
+    pub exclude_flagged_agents: bool,
     /// Steps of the evaluation and audit phantom paths of a trained policy.
     pub phantom_horizon: usize,
     /// Steps of `/simulate`'s phantom paths.

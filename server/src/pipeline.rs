@@ -19,6 +19,7 @@
 //! request (`num_simulations` caps the labels per round, `use_phantom_paths = false` keeps
 //! round 0 only, `learning_rate` sets the fit's).
 
+use std::borrow::Cow;
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -28,7 +29,9 @@ use plasma_packets::model::{ActionSpace, Activation, ObsNorm, Provenance};
 use plasma_packets::signing::PacketSigner;
 use plasma_packets::{FloatLayer, FloatLora, FloatLoraLayer, FloatPolicy};
 use plasma_protocol::{Action, TaskSpec, Transition};
-use plasma_world_model::audit::{AuditConfig, Calibration, PathAudit, Verdict, audit_paths};
+use plasma_world_model::audit::{
+    AgentCheck, AuditConfig, Calibration, PathAudit, Verdict, audit_paths, check_agents,
+};
 use plasma_world_model::burn;
 use plasma_world_model::policy::{adapter_packet, base_packet};
 use plasma_world_model::rollout::start_states;
@@ -103,7 +106,11 @@ struct FittedModel {
     model: Box<dyn WorldModel>,
     train: Dataset,
     holdout: Dataset,
+    /// The index in the experience of each held-out row.
+    holdout_rows: Vec<usize>,
     report: Value,
+    /// The per-agent check of the shared data (`None` before it ran).
+    agent_check: Option<AgentCheck>,
 }
 
 fn check_cancel(progress: &dyn Progress) -> Result<()> {
@@ -122,7 +129,7 @@ fn check_cancel(progress: &dyn Progress) -> Result<()> {
 /// starting from random weights: a few hundred transitions of the changed system correct
 /// what changed, and the prior keeps what did not (states the condition's data never
 /// reached). A prior that cannot be loaded is reported and a fresh model fitted.
-fn world_model(
+fn fit_world_model(
     exp: &Experience,
     settings: &ComputeConfig,
     model_root: &Path,
@@ -147,6 +154,7 @@ fn world_model(
     let (hold, fit): (Vec<usize>, Vec<usize>) = (0..kept.len()).partition(|i| i % 10 == 9);
     let train = all.subset(&fit);
     let holdout = all.subset(&hold);
+    let holdout_rows: Vec<usize> = hold.iter().map(|&i| kept[i]).collect();
 
     let wm_config = WorldModelConfig::ensemble(&settings.ensemble);
     let fingerprint = {
@@ -194,6 +202,8 @@ fn world_model(
             model,
             train,
             holdout,
+            holdout_rows,
+            agent_check: None,
             report: json!({ "transitions": n, "fitted": false, "checkpoint": name, "prior": prior_name, "screen": screened }),
         });
     }
@@ -256,8 +266,77 @@ fn world_model(
         model,
         train,
         holdout,
+        holdout_rows,
         report,
+        agent_check: None,
     })
+}
+
+/// The task's world model ([`fit_world_model`]), then the per-agent check of its data
+/// (`plasma_world_model::audit::check_agents` on the held-out rows): flagged agents are
+/// reported in the fit report and the audit and, with `compute.exclude_flagged_agents`,
+/// left out — the model is fitted once more without their data, and the job goes on with
+/// the experience that remains.
+fn world_model<'e>(
+    exp: &'e Experience,
+    settings: &ComputeConfig,
+    model_root: &Path,
+    prior: Option<&Path>,
+    progress: &mut dyn Progress,
+) -> Result<(FittedModel, Cow<'e, Experience>)> {
+    let mut fitted = fit_world_model(exp, settings, model_root, prior, progress)?;
+    let check = check_agents_of(&fitted, exp, settings)?;
+    if let Some(c) = &check
+        && !c.flagged.is_empty()
+    {
+        tracing::warn!(task = %exp.spec.name, flagged = ?c.flagged, "agents whose data disagrees with the others'");
+        if settings.exclude_flagged_agents {
+            let keep: Vec<usize> = exp
+                .agent_of
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| !c.flagged.contains(&exp.agents[**a]))
+                .map(|(i, _)| i)
+                .collect();
+            let rest = Experience {
+                spec: exp.spec.clone(),
+                transitions: keep.iter().map(|&i| exp.transitions[i].clone()).collect(),
+                agent_of: keep.iter().map(|&i| exp.agent_of[i]).collect(),
+                agents: exp.agents.clone(),
+            };
+            let mut refit = fit_world_model(&rest, settings, model_root, prior, progress)?;
+            refit.report["agents"] = json!(c);
+            refit.report["excluded_agents"] = json!(c.flagged);
+            refit.agent_check = check;
+            return Ok((refit, Cow::Owned(rest)));
+        }
+    }
+    fitted.report["agents"] = json!(check);
+    fitted.agent_check = check;
+    Ok((fitted, Cow::Borrowed(exp)))
+}
+
+/// The per-agent check on the held-out rows; `None` when the rows' agents are unknown.
+fn check_agents_of(
+    fitted: &FittedModel,
+    exp: &Experience,
+    settings: &ComputeConfig,
+) -> Result<Option<AgentCheck>> {
+    if exp.agent_of.len() != exp.transitions.len() || fitted.holdout.is_empty() {
+        return Ok(None);
+    }
+    let labels: Vec<usize> = fitted
+        .holdout_rows
+        .iter()
+        .map(|&i| exp.agent_of[i])
+        .collect();
+    Ok(Some(check_agents(
+        fitted.model.as_ref(),
+        &fitted.holdout,
+        &labels,
+        &exp.agents,
+        &settings.agent_check,
+    )?))
 }
 
 /// Whether a model of task `a` can be fine-tuned into one of task `b`: the same spaces and
@@ -314,8 +393,9 @@ fn survival(host: &HostTrajectory) -> Vec<f32> {
         .collect()
 }
 
-fn audit_json(audit: &PathAudit) -> Value {
+fn audit_json(audit: &PathAudit, agents: Option<&AgentCheck>) -> Value {
     json!({
+        "agents": agents,
         "approved": audit.verdict.approved,
         "reasons": audit.verdict.reasons,
         "figures": audit.verdict.figures,
@@ -344,7 +424,8 @@ pub fn simulate(
     model_root: &Path,
     progress: &mut dyn Progress,
 ) -> Result<Value> {
-    let fitted = world_model(exp, settings, model_root, None, progress)?;
+    let (fitted, exp) = world_model(exp, settings, model_root, None, progress)?;
+    let exp = exp.as_ref();
     let model = fitted.model.as_ref();
     let obs_dim = exp.spec.observation_space.dim();
     let starts = real_states(exp, params.paths);
@@ -407,7 +488,7 @@ pub fn simulate(
             &AuditConfig::default(),
         )?;
         let audit = audit_paths(&calibration, &host)?;
-        let verdict = audit_json(&audit);
+        let verdict = audit_json(&audit, fitted.agent_check.as_ref());
         progress.audit(verdict.clone());
         result["audit"] = verdict;
     }
@@ -482,7 +563,8 @@ pub fn train_policy(
     model_root: &Path,
     progress: &mut dyn Progress,
 ) -> Result<TrainedPolicy> {
-    let fitted = world_model(exp, settings, model_root, params.prior_model, progress)?;
+    let (fitted, exp) = world_model(exp, settings, model_root, params.prior_model, progress)?;
+    let exp = exp.as_ref();
     check_cancel(progress)?;
     let (policy, metrics, audit) = distil_fitted(&fitted, exp, settings, params, progress)?;
     let mut metrics = metrics;
@@ -589,7 +671,7 @@ fn distil_fitted(
         settings.phantom_horizon,
     )?;
     let audit = audit_paths(&calibration, &host)?;
-    progress.audit(audit_json(&audit));
+    progress.audit(audit_json(&audit, fitted.agent_check.as_ref()));
     let last = report.distill.rounds.last();
     let fit = report.distill.last_fit.as_ref();
     let metrics = json!({
@@ -609,7 +691,7 @@ fn distil_fitted(
             "learning_rate": params.learning_rate,
         })),
         "trainable_params": policy.trainable_params(),
-        "audit": audit_json(&audit),
+        "audit": audit_json(&audit, fitted.agent_check.as_ref()),
         "terminal_value": report.terminal_value,
         "distill": {
             "rounds": report.distill.rounds,

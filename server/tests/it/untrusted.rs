@@ -288,3 +288,60 @@ async fn an_admin_lists_and_deletes_one_agents_experience() {
     );
     s.stop().await;
 }
+
+/// Four honest agents (different seeds) and one whose next observations are taken from
+/// other transitions of its own (real, inside the bounds): the shared model's per-agent
+/// check flags the poisoner in the job's audit, and with `exclude_flagged_agents` its
+/// data is left out of the fit.
+#[tokio::test]
+async fn a_poisoning_agent_is_flagged_and_can_be_left_out() {
+    const BETTER_MODEL: &str = "[compute.ensemble]\nhidden = [64, 64]\n\
+        [compute.world_model_train]\nmax_epochs = 30\nbatch_size = 64\n";
+    for exclude in [false, true] {
+        let s = TestServer::start(&format!(
+            "{BETTER_MODEL}[compute]\nexclude_flagged_agents = {exclude}\n"
+        ))
+        .await;
+        for seed in 0..5u64 {
+            let agent = if seed == 4 {
+                "poisoner".to_owned()
+            } else {
+                format!("honest-{seed}")
+            };
+            let mut batch = cartpole_batch(&agent, 400, 100 + seed);
+            if seed == 4 {
+                let next: Vec<Vec<f32>> = batch
+                    .transitions
+                    .iter()
+                    .map(|t| t.next_obs.clone())
+                    .collect();
+                for (i, t) in batch.transitions.iter_mut().enumerate() {
+                    t.next_obs = next[(i + 97) % next.len()].clone();
+                }
+            }
+            let (status, body) = s
+                .post("/experience", &serde_json::to_value(&batch).unwrap())
+                .await;
+            assert_eq!(status, 201, "{body}");
+        }
+        let (status, job) = s.post("/simulate", &simulate_body("honest-0")).await;
+        assert_eq!(status, 202, "{job}");
+        let done = s
+            .wait_job(job["simulation_id"].as_str().unwrap(), 300)
+            .await;
+        assert_eq!(done["status"], "complete", "{done}");
+        let result = &done["result"];
+        let check = &result["audit"]["agents"];
+        assert_eq!(check["compared"], true, "{check}");
+        assert_eq!(check["flagged"], json!(["poisoner"]), "{check:#}");
+        let fit = &result["world_model"];
+        if exclude {
+            assert_eq!(fit["excluded_agents"], json!(["poisoner"]), "{fit}");
+            assert_eq!(fit["transitions"], 1600, "{fit}");
+        } else {
+            assert!(fit.get("excluded_agents").is_none(), "{fit}");
+            assert_eq!(fit["transitions"], 2000, "{fit}");
+        }
+        s.stop().await;
+    }
+}

@@ -22,6 +22,7 @@
 //! rejected packet cannot be deployed unless an operator forces it
 //! ([`Verdict::audit_status`]).
 
+mod agents;
 mod calibration;
 mod gap;
 mod packet;
@@ -33,6 +34,7 @@ use std::collections::BTreeMap;
 use plasma_packets::AuditStatus;
 use serde::{Deserialize, Serialize};
 
+pub use agents::{AgentCheck, AgentCheckConfig, AgentScore, check_agents};
 pub use calibration::{AuditConfig, Calibration, ShiftReport, audit_states};
 pub use gap::{GapReport, sim_to_real_gap};
 pub use packet::{
