@@ -91,11 +91,14 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// Whether retrying the same call may succeed: transport failures, timeouts, 429, 5xx.
+    /// Whether retrying the same call may succeed: transport failures, timeouts, 429
+    /// (except a full per-agent quota, `agent_quota_exceeded`), 5xx.
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Transport(_) | ClientError::Timeout { .. } => true,
-            ClientError::Api { status, .. } => *status == 429 || *status >= 500,
+            ClientError::Api { status, code, .. } => {
+                (*status == 429 && code != "agent_quota_exceeded") || *status >= 500
+            }
             _ => false,
         }
     }

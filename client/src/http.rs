@@ -25,6 +25,8 @@ use crate::retry::RetryPolicy;
 
 /// Largest JSON answer read from the server.
 const MAX_JSON_BYTES: usize = 16 << 20;
+/// The longest `Retry-After` honoured; longer ones wait this long.
+const MAX_RETRY_AFTER_SECS: u64 = 60;
 
 /// How to reach the server.
 #[derive(Debug, Clone)]
@@ -113,7 +115,13 @@ impl PlasmaClient {
 
     // ------------------------------------------------------------ transport
 
-    async fn attempt(&self, method: &Method, path: &str, body: &Body) -> Result<reqwest::Response> {
+    /// One try; a failure comes with the server's `Retry-After`, when it sent one.
+    async fn attempt(
+        &self,
+        method: &Method,
+        path: &str,
+        body: &Body,
+    ) -> std::result::Result<reqwest::Response, (ClientError, Option<Duration>)> {
         let mut req = self
             .http
             .request(method.clone(), format!("{}{path}", self.base));
@@ -128,7 +136,7 @@ impl PlasmaClient {
             Body::Binary(b, ct) => req.header(header::CONTENT_TYPE, *ct).body(b.clone()),
         };
         let resp = req.send().await.map_err(|e| {
-            if e.is_timeout() {
+            let error = if e.is_timeout() {
                 ClientError::Timeout {
                     what: format!("{method} {path}"),
                     secs: self.config.request_timeout.as_secs_f64(),
@@ -137,12 +145,20 @@ impl PlasmaClient {
                 ClientError::Transport(format!("cannot connect to {}: {e}", self.base))
             } else {
                 ClientError::Transport(e.to_string())
-            }
+            };
+            (error, None)
         })?;
         if resp.status().is_success() || resp.status() == StatusCode::NOT_MODIFIED {
             return Ok(resp);
         }
         let status = resp.status().as_u16();
+        // Seconds only (the form plasma-server sends), capped: a server cannot park us.
+        let retry_after = resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s.min(MAX_RETRY_AFTER_SECS)));
         let bytes = read_limited(resp, 64 << 10, "error body")
             .await
             .unwrap_or_default();
@@ -153,11 +169,14 @@ impl PlasmaClient {
                 String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned(),
             ),
         };
-        Err(ClientError::Api {
-            status,
-            code,
-            message,
-        })
+        Err((
+            ClientError::Api {
+                status,
+                code,
+                message,
+            },
+            retry_after,
+        ))
     }
 
     /// Sends with retries: idempotent calls retry every transient failure; others only
@@ -173,12 +192,15 @@ impl PlasmaClient {
         let mut retry = 0;
         loop {
             let outcome = self.attempt(&method, path, &body).await;
-            let err = match outcome {
+            let (err, retry_after) = match outcome {
                 Ok(resp) => return Ok(resp),
                 Err(e) => e,
             };
             let safe = match &err {
-                ClientError::Api { status: 429, .. } => true,
+                // A full quota stays full: retrying cannot help.
+                ClientError::Api {
+                    status: 429, code, ..
+                } => code != "agent_quota_exceeded",
                 ClientError::Transport(m) if m.starts_with("cannot connect") => true,
                 e => idempotent && e.is_transient(),
             };
@@ -186,7 +208,8 @@ impl PlasmaClient {
             if !safe || retry >= self.config.retry.attempts {
                 return Err(err);
             }
-            let wait = self.config.retry.delay(retry, &mut rng);
+            // The server's Retry-After when it gave one, else the policy's backoff.
+            let wait = retry_after.unwrap_or_else(|| self.config.retry.delay(retry, &mut rng));
             tracing::debug!(%method, path, retry, ?wait, error = %err, "retrying");
             tokio::time::sleep(wait).await;
         }

@@ -306,12 +306,14 @@ fn world_model<'e>(
             };
             let mut refit = fit_world_model(&rest, settings, model_root, prior, progress)?;
             refit.report["agents"] = json!(c);
+            refit.report["agents_advice"] = json!(agents_advice(Some(c)));
             refit.report["excluded_agents"] = json!(c.flagged);
             refit.agent_check = check;
             return Ok((refit, Cow::Owned(rest)));
         }
     }
     fitted.report["agents"] = json!(check);
+    fitted.report["agents_advice"] = json!(agents_advice(check.as_ref()));
     fitted.agent_check = check;
     Ok((fitted, Cow::Borrowed(exp)))
 }
@@ -393,9 +395,24 @@ fn survival(host: &HostTrajectory) -> Vec<f32> {
         .collect()
 }
 
+/// What an operator should do about flagged agents.
+fn agents_advice(agents: Option<&AgentCheck>) -> Option<String> {
+    let flagged = &agents?.flagged;
+    (!flagged.is_empty()).then(|| {
+        format!(
+            "the data of {flagged:?} disagrees with the other agents' under the shared model: \
+             if such an agent's system really differs (another condition or site), register a \
+             condition task for it (POST /tasks, same spaces) and upload there; otherwise check \
+             its data (GET /experience) and delete it (DELETE /experience) or set \
+             compute.exclude_flagged_agents"
+        )
+    })
+}
+
 fn audit_json(audit: &PathAudit, agents: Option<&AgentCheck>) -> Value {
     json!({
         "agents": agents,
+        "agents_advice": agents_advice(agents),
         "approved": audit.verdict.approved,
         "reasons": audit.verdict.reasons,
         "figures": audit.verdict.figures,

@@ -61,7 +61,12 @@ filter = "warn"
 
 /// Starts a server with [`TINY`] settings storing under `data_dir`.
 pub async fn start_server(data_dir: &Path) -> RunningServer {
-    let mut config = Config::from_layers(&[("tiny", TINY)]).expect("tiny config");
+    start_server_with(data_dir, "").await
+}
+
+/// [`start_server`] with `extra` configuration laid over [`TINY`].
+pub async fn start_server_with(data_dir: &Path, extra: &str) -> RunningServer {
+    let mut config = Config::from_layers(&[("tiny", TINY), ("extra", extra)]).expect("config");
     config.storage.data_dir = data_dir.to_path_buf();
     start(config).await.expect("server starts")
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use plasma_client::protocol::{JobStatus, PolicyKind, TaskSpec};
 use plasma_client::{Agent, AgentConfig, ClientError, EdgePolicy, PacketCache, Verifier};
-use plasma_e2e::{cartpole_experience, client_of, start_server};
+use plasma_e2e::{cartpole_experience, client_of, start_server, start_server_with};
 use plasma_envs::Physics;
 
 fn agent_config() -> AgentConfig {
@@ -230,4 +230,57 @@ async fn tampered_and_foreign_packets_are_refused() {
     }
     server.shutdown().await;
     server2.shutdown().await;
+}
+
+/// The client waits as long as the server's `Retry-After` says when it is rate limited,
+/// and does not retry a full quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_honours_retry_after_and_stops_at_a_full_quota() {
+    use plasma_client::protocol::ExperienceBatch;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server_with(
+        dir.path(),
+        "[limits]\nagent_requests_per_minute = 60\nmax_agent_task_transitions = 500\n",
+    )
+    .await;
+    let client = client_of(&server);
+    let experience = cartpole_experience(600, &Physics::new(), 3);
+    let batch = |range: std::ops::Range<usize>| ExperienceBatch {
+        agent_id: "robot-1".into(),
+        task_name: "CartPole-v1".into(),
+        transitions: experience[range].to_vec(),
+    };
+    // A burst of 60 passes; the 61st is refused with Retry-After 1 and, retried after it
+    // (the client's own backoff is 20–200 ms, too short), succeeds.
+    for i in 0..61 {
+        client.upload_experience(&batch(i..i + 1)).await.unwrap();
+    }
+    // 61 stored; 540 more would pass the quota of 500: refused once, not retried.
+    match client.upload_experience(&batch(0..540)).await {
+        Err(ClientError::Api {
+            status: 429, code, ..
+        }) => assert_eq!(code, "agent_quota_exceeded"),
+        other => panic!("expected the quota's 429, got {other:?}"),
+    }
+    let metrics = reqwest::get(format!("http://{}/metrics", server.local_addr()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |reason: &str| {
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "plasma_experience_refused_total{{reason=\"{reason}\"}} "
+                ))
+            })
+            .map(|n| n.parse::<u64>().unwrap())
+            .unwrap_or(0)
+    };
+    assert!(count("rate_limited") >= 1, "{metrics}");
+    assert_eq!(count("agent_quota_exceeded"), 1, "{metrics}");
+    assert_eq!(client.task("CartPole-v1").await.unwrap().transitions, 61);
+    server.shutdown().await;
 }

@@ -334,6 +334,8 @@ async fn a_poisoning_agent_is_flagged_and_can_be_left_out() {
         let check = &result["audit"]["agents"];
         assert_eq!(check["compared"], true, "{check}");
         assert_eq!(check["flagged"], json!(["poisoner"]), "{check:#}");
+        let advice = result["audit"]["agents_advice"].as_str().unwrap();
+        assert!(advice.contains("condition task"), "{advice}");
         let fit = &result["world_model"];
         if exclude {
             assert_eq!(fit["excluded_agents"], json!(["poisoner"]), "{fit}");

@@ -277,11 +277,7 @@ mod tests {
         out
     }
 
-    fn poisoned(
-        mut rows: Vec<Row>,
-        poison: Poison,
-        seed: u64,
-    ) -> Vec<Row> {
+    fn poisoned(mut rows: Vec<Row>, poison: Poison, seed: u64) -> Vec<Row> {
         match poison {
             Poison::ShuffledNext => {
                 let mut next: Vec<Vec<f32>> = rows.iter().map(|r| r.3.clone()).collect();
