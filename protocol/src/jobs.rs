@@ -44,7 +44,7 @@ pub enum JobStatus {
     Failed,
     /// Cancelled by a client.
     Cancelled,
-    /// The server stopped (crash or shutdown) while the job was queued or running.
+    /// The server stopped while the job was queued or running, and did not resume it.
     Interrupted,
 }
 
@@ -86,8 +86,12 @@ pub enum EventKind {
     Failed,
     /// Cancelled.
     Cancelled,
-    /// Found queued or running after a restart.
+    /// The server stopped while the job was queued or running and will not run it again
+    /// (a compilation, or a job stored before jobs were resumable).
     Interrupted,
+    /// The server stopped (SIGTERM, or a crash found at the next start) while the job was
+    /// queued or running; it is queued again and runs from its start.
+    Requeued,
 }
 
 /// One event of a job, as stored and as pushed on `/ws/{client_id}` (with `type:
@@ -149,6 +153,10 @@ pub struct JobRecord {
     pub error: Option<ErrorDetail>,
     /// Sequence number of the last event.
     pub last_seq: u64,
+    /// Times the job started running (a restart after a crash runs it again, up to the
+    /// server's `jobs.max_attempts`).
+    #[serde(default)]
+    pub attempt: u32,
     /// Unix seconds.
     pub created_at: f64,
     /// Unix seconds.
@@ -196,6 +204,10 @@ pub struct JobStatusView {
     pub error_code: Option<String>,
     /// Sequence number of the last event.
     pub last_seq: u64,
+    /// Times the job started running (a restart after a crash runs it again, up to the
+    /// server's `jobs.max_attempts`).
+    #[serde(default)]
+    pub attempt: u32,
     /// Unix seconds.
     pub created_at: f64,
     /// Unix seconds.

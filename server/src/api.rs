@@ -29,7 +29,7 @@ pub use plasma_protocol::{
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::jobs::{JobContext, JobFailure};
+use crate::jobs::{JobContext, JobFailure, Work};
 use crate::pipeline::{self, Experience, PipelineError, PolicyTarget, StoredPolicy};
 use crate::records::{
     ChunkRecord, DeletionRecord, JobEvent, JobKind, JobRecord, JobStatus, PacketRecord, PolicyKind,
@@ -450,26 +450,7 @@ pub async fn simulate(
             "horizon must be 1..=1000",
         ));
     }
-    let task = usable_task(&st, &req.task_description).await?;
-    let settings = st.config.compute.clone();
-    let params = pipeline::SimulateParams {
-        paths: req.num_trajectories.min(settings.max_trajectories),
-        horizon: req.horizon.unwrap_or(settings.simulate_horizon),
-        audit: req.adversarial_audit,
-    };
-    let store = st.store.clone();
-    let max = st.config.storage.max_task_transitions;
-    let loaded = st.world_model_loaded.clone();
-    let paths = params.paths;
-    let work = Box::new(move |ctx: &JobContext| {
-        let exp = load_experience(store.as_ref(), &task, max)?;
-        let root = store.model_root(&task.name);
-        let mut progress = ctx;
-        let result =
-            pipeline::simulate(&exp, &settings, &params, &root, &mut progress).map_err(failure)?;
-        loaded.store(true, Ordering::Relaxed);
-        Ok(result)
-    });
+    let (work, paths) = prepare_simulation(&st, &req).await?;
     let request = serde_json::to_value(&req).unwrap_or(Value::Null);
     let (job, _) = st.jobs.submit(
         JobKind::Simulation,
@@ -491,6 +472,35 @@ pub async fn simulate(
     ))
 }
 
+/// A simulation's work from its (validated) request, and how many paths it drives. Run
+/// when the request arrives and again when a restart resumes the job.
+pub(crate) async fn prepare_simulation(
+    st: &Arc<AppState>,
+    req: &SimulateRequest,
+) -> Result<(Work, usize), ApiError> {
+    let task = usable_task(st, &req.task_description).await?;
+    let settings = st.config.compute.clone();
+    let params = pipeline::SimulateParams {
+        paths: req.num_trajectories.min(settings.max_trajectories),
+        horizon: req.horizon.unwrap_or(settings.simulate_horizon),
+        audit: req.adversarial_audit,
+    };
+    let store = st.store.clone();
+    let max = st.config.storage.max_task_transitions;
+    let loaded = st.world_model_loaded.clone();
+    let paths = params.paths;
+    let work: Work = Box::new(move |ctx: &JobContext| {
+        let exp = load_experience(store.as_ref(), &task, max)?;
+        let root = store.model_root(&task.name);
+        let mut progress = ctx;
+        let result =
+            pipeline::simulate(&exp, &settings, &params, &root, &mut progress).map_err(failure)?;
+        loaded.store(true, Ordering::Relaxed);
+        Ok(result)
+    });
+    Ok((work, paths))
+}
+
 fn status_view(job: JobRecord, id_field: &str) -> Value {
     let audit = job.result.as_ref().and_then(|r| r.get("audit")).cloned();
     let view = JobStatusView {
@@ -505,6 +515,7 @@ fn status_view(job: JobRecord, id_field: &str) -> Value {
         error: job.error.as_ref().map(|e| e.message.clone()),
         error_code: job.error.map(|e| e.code),
         last_seq: job.last_seq,
+        attempt: job.attempt,
         created_at: job.created_at,
         finished_at: job.finished_at,
     };
@@ -569,13 +580,66 @@ pub async fn train(
             "num_simulations must be at least 1",
         ));
     }
-    let task = usable_task(&st, &req.task_name).await?;
+    let prepared = prepare_training(&st, &req).await?;
+    let (kind, base_training) = (prepared.kind, prepared.base_training.clone());
+    let mut request = serde_json::to_value(&req).unwrap_or(Value::Null);
+    request["resolved_mode"] = json!(kind);
+    let (job, _) = st.jobs.submit(
+        JobKind::Training,
+        &req.agent_id,
+        &req.task_name,
+        request,
+        prepared.work,
+    )?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(TrainAccepted {
+            training_id: job.id.clone(),
+            status: "started".into(),
+            mode: kind,
+            base_training,
+            message: format!(
+                "training a {} policy on {}; poll /train/{} or listen on /ws/{}",
+                match kind {
+                    PolicyKind::Base => "base",
+                    PolicyKind::Adapter => "LoRA adapter",
+                },
+                req.task_name,
+                job.id,
+                req.agent_id
+            ),
+        }),
+    ))
+}
+
+/// A training run's work from its (validated) request.
+pub(crate) struct PreparedTraining {
+    /// The work.
+    pub work: Work,
+    /// Base or adapter, as resolved.
+    pub kind: PolicyKind,
+    /// The base an adapter trains on.
+    pub base_training: Option<String>,
+}
+
+/// Resolves a training request (task, base policy, mode) into its work. Run when the
+/// request arrives and again when a restart resumes the job.
+pub(crate) async fn prepare_training(
+    st: &Arc<AppState>,
+    req: &TrainRequest,
+) -> Result<PreparedTraining, ApiError> {
+    let settings = st.config.compute.clone();
+    let rank = req.lora_rank.unwrap_or(settings.lora_rank);
+    let learning_rate = req
+        .learning_rate
+        .unwrap_or(settings.distill.fit.learning_rate);
+    let task = usable_task(st, &req.task_name).await?;
     // The base an adapter trains on: the one the request names (e.g. the base of another
     // task with the same spaces, for a changed condition), else the task's own.
     let base_id = req.base_training.clone().or(task.base_training.clone());
     let base = match (&req.mode, base_id) {
         (TrainMode::Base, _) | (_, None) => None,
-        (_, Some(id)) => Some((id.clone(), base_policy(&st, &id, &task).await?)),
+        (_, Some(id)) => Some((id.clone(), base_policy(st, &id, &task).await?)),
     };
     let (kind, base) = match (req.mode, base) {
         (TrainMode::Base, _) | (TrainMode::Auto, None) => (PolicyKind::Base, None),
@@ -599,7 +663,7 @@ pub async fn train(
     let label_states = req.num_simulations;
     let alpha = settings.lora_alpha;
     let base_for_job = base_training.clone();
-    let work = Box::new(move |ctx: &JobContext| {
+    let work: Work = Box::new(move |ctx: &JobContext| {
         let exp = load_experience(store.as_ref(), &task, max)?;
         let root = store.model_root(&task.name);
         let prior = base_for_job
@@ -656,34 +720,11 @@ pub async fn train(
         result["verdict_approved"] = json!(trained.verdict.approved);
         Ok(result)
     });
-    let mut request = serde_json::to_value(&req).unwrap_or(Value::Null);
-    request["resolved_mode"] = json!(kind);
-    let (job, _) = st.jobs.submit(
-        JobKind::Training,
-        &req.agent_id,
-        &req.task_name,
-        request,
+    Ok(PreparedTraining {
         work,
-    )?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(TrainAccepted {
-            training_id: job.id.clone(),
-            status: "started".into(),
-            mode: kind,
-            base_training,
-            message: format!(
-                "training a {} policy on {}; poll /train/{} or listen on /ws/{}",
-                match kind {
-                    PolicyKind::Base => "base",
-                    PolicyKind::Adapter => "LoRA adapter",
-                },
-                req.task_name,
-                job.id,
-                req.agent_id
-            ),
-        }),
-    ))
+        kind,
+        base_training,
+    })
 }
 
 /// The checkpoint of the world model that base `base_training` was distilled in, when that

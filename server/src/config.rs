@@ -177,6 +177,9 @@ pub struct JobsConfig {
     pub queue_capacity: usize,
     /// Events kept per job.
     pub max_events_per_job: usize,
+    /// Times a job may start before a crash during it fails it (`attempts_exhausted`)
+    /// instead of running it again at the next start.
+    pub max_attempts: u32,
 }
 
 /// What jobs compute and how.
@@ -505,6 +508,9 @@ impl Config {
         }
         if !(c.outlier_widths.is_finite() && c.outlier_widths >= 0.0) {
             return bad("compute.outlier_widths must be finite and at least 0".into());
+        }
+        if self.jobs.max_attempts == 0 {
+            return bad("jobs.max_attempts must be at least 1".into());
         }
         if c.min_transitions < 2 {
             return bad("compute.min_transitions must be at least 2".into());

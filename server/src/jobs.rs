@@ -161,7 +161,10 @@ impl Jobs {
         }
     }
 
-    /// Stops accepting jobs, cancels the live ones and records them as interrupted.
+    /// Stops accepting jobs and stops the live ones at their next safe point (their
+    /// cancellation check), recording them queued again (`requeued`): the next start runs
+    /// them from the beginning. Compilations, which the next start does not resume, are
+    /// recorded interrupted.
     pub fn shutdown(self: &Arc<Self>) {
         self.shutting_down.store(true, Ordering::SeqCst);
         let live: Vec<Arc<Live>> = self
@@ -171,15 +174,28 @@ impl Jobs {
             .unwrap_or_default();
         for job in live {
             job.cancel.store(true, Ordering::SeqCst);
-            self.emit(
-                &job,
-                EventKind::Interrupted,
-                Some(JobStatus::Interrupted),
-                None,
-                None,
-                None,
-                Some("the server is shutting down".into()),
-            );
+            let kind = job.state.lock().map(|s| s.record.kind).ok();
+            if kind == Some(JobKind::Compilation) {
+                self.emit(
+                    &job,
+                    EventKind::Interrupted,
+                    Some(JobStatus::Interrupted),
+                    None,
+                    None,
+                    None,
+                    Some("the server is shutting down".into()),
+                );
+            } else {
+                self.emit(
+                    &job,
+                    EventKind::Requeued,
+                    Some(JobStatus::Queued),
+                    None,
+                    Some(0.0),
+                    None,
+                    Some("the server is shutting down; the job runs again when it restarts".into()),
+                );
+            }
         }
     }
 
@@ -226,14 +242,49 @@ impl Jobs {
             result: None,
             error: None,
             last_seq: 0,
+            attempt: 0,
             created_at: now_secs(),
             started_at: None,
             finished_at: None,
         };
+        self.metrics.job_submitted(kind);
+        Ok(self.enqueue(record, vec![], EventKind::Queued, None, work))
+    }
+
+    /// Queues again a job of a previous run found queued or running at start-up, under
+    /// its id and with its events, to run from its start.
+    pub fn resume(
+        self: &Arc<Self>,
+        mut record: JobRecord,
+        events: Vec<JobEvent>,
+        message: String,
+        work: Work,
+    ) -> JobRecord {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        record.status = JobStatus::Queued;
+        record.phase = None;
+        record.progress = 0.0;
+        record.started_at = None;
+        record.finished_at = None;
+        self.enqueue(record, events, EventKind::Requeued, Some(message), work)
+            .0
+    }
+
+    /// Registers a live job (its queue slot already taken), records `event` and runs `work`
+    /// when a compute slot frees (compilations at once).
+    fn enqueue(
+        self: &Arc<Self>,
+        record: JobRecord,
+        events: Vec<JobEvent>,
+        event: EventKind,
+        message: Option<String>,
+        work: Work,
+    ) -> (JobRecord, tokio::sync::oneshot::Receiver<JobRecord>) {
+        let light = record.kind == JobKind::Compilation;
         let live = Arc::new(Live {
             state: Mutex::new(LiveJob {
                 record: record.clone(),
-                events: vec![],
+                events,
                 last_progress: None,
             }),
             cancel: AtomicBool::new(false),
@@ -241,15 +292,14 @@ impl Jobs {
         if let Ok(mut l) = self.live.lock() {
             l.insert(record.id.clone(), live.clone());
         }
-        self.metrics.job_submitted(kind);
         self.emit(
             &live,
-            EventKind::Queued,
+            event,
             Some(JobStatus::Queued),
             None,
             None,
             None,
-            None,
+            message,
         );
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let jobs = self.clone();
@@ -276,7 +326,7 @@ impl Jobs {
             let _ = done_tx.send(final_record);
         });
         let snapshot = self.live_job(&record.id).map(|(r, _)| r).unwrap_or(record);
-        Ok((snapshot, done_rx))
+        (snapshot, done_rx)
     }
 
     async fn run(self: Arc<Self>, live: Arc<Live>, work: Work) -> JobRecord {
@@ -286,6 +336,7 @@ impl Jobs {
         self.running.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut s) = live.state.lock() {
             s.record.started_at = Some(now_secs());
+            s.record.attempt += 1;
         }
         self.emit(
             &live,
@@ -322,14 +373,19 @@ impl Jobs {
     }
 
     fn finish(&self, live: &Arc<Live>, outcome: Result<Value, JobFailure>) -> JobRecord {
-        let interrupted = self.shutting_down.load(Ordering::SeqCst);
+        let stopping = self.shutting_down.load(Ordering::SeqCst);
+        if stopping && matches!(outcome, Err(JobFailure::Cancelled)) {
+            // Stopped by the shutdown: `shutdown` recorded it queued again (or
+            // interrupted); the next start takes it from there.
+            let record = live
+                .state
+                .lock()
+                .map(|s| s.record.clone())
+                .unwrap_or_else(|p| p.into_inner().record.clone());
+            return record;
+        }
         let (kind, status, message) = match &outcome {
             Ok(_) => (EventKind::Completed, JobStatus::Complete, None),
-            Err(JobFailure::Cancelled) if interrupted => (
-                EventKind::Interrupted,
-                JobStatus::Interrupted,
-                Some("the server shut down".to_owned()),
-            ),
             Err(JobFailure::Cancelled) => (EventKind::Cancelled, JobStatus::Cancelled, None),
             Err(JobFailure::Failed { message, .. }) => {
                 (EventKind::Failed, JobStatus::Failed, Some(message.clone()))
@@ -434,6 +490,9 @@ impl JobContext {
 
     /// Reports progress; events closer than 200 ms in the same phase are coalesced.
     pub fn progress(&self, phase: &str, fraction: f64, metrics: Option<Value>) {
+        if self.stopped_by_shutdown() {
+            return; // recorded queued again: its late progress is not news
+        }
         {
             let Ok(mut s) = self.live.state.lock() else {
                 return;
@@ -459,8 +518,15 @@ impl JobContext {
         );
     }
 
+    fn stopped_by_shutdown(&self) -> bool {
+        self.cancelled() && self.jobs.shutting_down.load(Ordering::SeqCst)
+    }
+
     /// Reports the auditor's verdict.
     pub fn audit(&self, verdict: Value) {
+        if self.stopped_by_shutdown() {
+            return;
+        }
         self.jobs.emit(
             &self.live,
             EventKind::Audit,

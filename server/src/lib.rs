@@ -23,6 +23,7 @@ pub mod limits;
 pub mod metrics;
 pub mod pipeline;
 pub mod records;
+pub mod recovery;
 pub mod storage;
 pub mod ws;
 
@@ -302,8 +303,8 @@ pub struct RunningServer {
     serve: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Opens storage (marking jobs of a previous run interrupted), loads or creates the
-/// signing key, binds the socket and serves in the background.
+/// Opens storage, loads or creates the signing key, binds the socket, queues again the
+/// jobs a previous run left unfinished (`recovery`) and serves in the background.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     config.validate()?;
     let root = config.storage.data_dir.clone();
@@ -311,18 +312,6 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         tokio::task::spawn_blocking(move || EmbeddedStore::open(&root).map(|s| Arc::new(s) as _))
             .await
             .map_err(|e| storage::StoreError::Db(e.to_string()))??;
-    let interrupted = {
-        let store = store.clone();
-        tokio::task::spawn_blocking(move || store.mark_interrupted())
-            .await
-            .map_err(|e| storage::StoreError::Db(e.to_string()))??
-    };
-    if !interrupted.is_empty() {
-        tracing::warn!(
-            count = interrupted.len(),
-            "jobs of the previous run were interrupted"
-        );
-    }
     let key_path = store.signing_key_path();
     if let Some(dir) = key_path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| StartError::Key {
@@ -368,6 +357,11 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         shutdown,
         started: Instant::now(),
     });
+    // Jobs of the previous process run again (their requests are stored with them).
+    let recovered = recovery::recover(&state).await?;
+    if recovered != recovery::Recovered::default() {
+        tracing::warn!(?recovered, "jobs of the previous run");
+    }
     let app = router(state.clone());
     let mut stop = state.shutdown.subscribe();
     let serve = tokio::spawn(async move {
@@ -392,8 +386,8 @@ impl RunningServer {
         &self.state
     }
 
-    /// Graceful shutdown: not ready, no new jobs, running jobs cancelled and recorded as
-    /// interrupted, WebSockets closed, in-flight requests finished, then up to
+    /// Graceful shutdown: not ready, no new jobs, running jobs stopped at their next
+    /// safe point and recorded queued again (the next start runs them), WebSockets closed, in-flight requests finished, then up to
     /// `shutdown_grace_secs` for the compute threads to stop.
     pub async fn shutdown(self) {
         let st = &self.state;

@@ -14,8 +14,7 @@ use serde::de::DeserializeOwned;
 use super::fs::{read_optional, write_atomic};
 use super::{LoadedExperience, Result, Store, StoreError, retention};
 use crate::records::{
-    ChunkRecord, DeletionRecord, EventKind, JobEvent, JobKind, JobRecord, JobStatus, PacketRecord,
-    TaskRecord, now_secs,
+    ChunkRecord, DeletionRecord, JobEvent, JobKind, JobRecord, PacketRecord, TaskRecord, now_secs,
 };
 use crate::wire;
 
@@ -434,33 +433,16 @@ impl Store for EmbeddedStore {
         Ok(jobs)
     }
 
-    fn mark_interrupted(&self) -> Result<Vec<JobRecord>> {
-        let mut changed = vec![];
-        for mut job in self.all::<JobRecord>(JOBS)? {
-            if job.status.is_terminal() {
-                continue;
+    fn unfinished_jobs(&self) -> Result<Vec<(JobRecord, Vec<JobEvent>)>> {
+        let mut out = vec![];
+        for job in self.all::<JobRecord>(JOBS)? {
+            if !job.status.is_terminal() {
+                let events = self.job_events(&job.id)?;
+                out.push((job, events));
             }
-            let mut events = self.job_events(&job.id)?;
-            job.status = JobStatus::Interrupted;
-            job.finished_at = Some(now_secs());
-            job.last_seq += 1;
-            events.push(JobEvent {
-                seq: job.last_seq,
-                job_id: job.id.clone(),
-                job_kind: job.kind,
-                agent_id: job.agent_id.clone(),
-                event: EventKind::Interrupted,
-                status: JobStatus::Interrupted,
-                phase: job.phase.clone(),
-                progress: job.progress,
-                metrics: None,
-                message: Some("the server stopped while this job was queued or running".into()),
-                timestamp: now_secs(),
-            });
-            self.put_job(&job, &events)?;
-            changed.push(job);
         }
-        Ok(changed)
+        out.sort_by(|a, b| a.0.created_at.total_cmp(&b.0.created_at));
+        Ok(out)
     }
 
     fn put_packet(&self, record: &PacketRecord, bytes: &[u8], latest: bool) -> Result<()> {
@@ -533,6 +515,8 @@ impl Store for EmbeddedStore {
 mod tests {
     use super::*;
     use plasma_protocol::{Action, Space, Transition};
+
+    use crate::records::JobStatus;
 
     fn spec() -> TaskSpec {
         TaskSpec {
@@ -718,34 +702,40 @@ mod tests {
     }
 
     #[test]
-    fn running_jobs_read_interrupted_after_reopening() {
+    fn unfinished_jobs_are_found_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let job = JobRecord {
-            id: "j1".into(),
+        let job = |id: &str, status, created_at| JobRecord {
+            id: id.into(),
             kind: JobKind::Training,
             agent_id: "a".into(),
             task: "T-v0".into(),
-            status: JobStatus::Running,
+            status,
             phase: None,
             progress: 0.5,
             request: serde_json::json!({}),
             result: None,
             error: None,
             last_seq: 0,
-            created_at: 1.0,
+            attempt: 1,
+            created_at,
             started_at: None,
             finished_at: None,
         };
-        EmbeddedStore::open(dir.path())
-            .unwrap()
-            .put_job(&job, &[])
-            .unwrap();
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            s.put_job(&job("j2", JobStatus::Queued, 2.0), &[]).unwrap();
+            s.put_job(&job("j1", JobStatus::Running, 1.0), &[]).unwrap();
+            s.put_job(&job("j0", JobStatus::Complete, 0.0), &[])
+                .unwrap();
+        }
         let s = EmbeddedStore::open(dir.path()).unwrap();
-        assert_eq!(s.mark_interrupted().unwrap().len(), 1);
-        let j = s.get_job("j1").unwrap().unwrap();
-        assert_eq!(j.status, JobStatus::Interrupted);
-        assert_eq!(s.job_events("j1").unwrap().len(), 1);
-        assert!(s.mark_interrupted().unwrap().is_empty());
+        let ids: Vec<String> = s
+            .unfinished_jobs()
+            .unwrap()
+            .into_iter()
+            .map(|(j, _)| j.id)
+            .collect();
+        assert_eq!(ids, ["j1", "j2"], "oldest first, finished ones left alone");
     }
 
     #[test]

@@ -112,9 +112,9 @@ pub trait Store: Send + Sync + 'static {
     fn job_events(&self, id: &str) -> Result<Vec<JobEvent>>;
     /// Jobs, newest first, optionally of one agent and one kind.
     fn list_jobs(&self, agent: Option<&str>, kind: Option<JobKind>) -> Result<Vec<JobRecord>>;
-    /// Marks every queued or running job interrupted (called once at start-up) and
-    /// returns them.
-    fn mark_interrupted(&self) -> Result<Vec<JobRecord>>;
+    /// Jobs a previous process left queued or running, oldest first, with their events
+    /// (called once at start-up, to resume them).
+    fn unfinished_jobs(&self) -> Result<Vec<(JobRecord, Vec<JobEvent>)>>;
 
     /// Stores a packet (bytes content-addressed by `record.packet_id`); if `latest`, it
     /// becomes its agent's latest packet.

@@ -8,7 +8,7 @@ use crate::common::*;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graceful_shutdown_keeps_everything_and_interrupts_running_jobs() {
+async fn graceful_shutdown_keeps_everything_and_requeues_running_jobs() {
     let s = TestServer::start(SLOW_PLANNER).await;
     upload_cartpole(&s, "robot-1", 100).await;
     let (st, tr) = s
@@ -49,8 +49,22 @@ async fn graceful_shutdown_keeps_everything_and_interrupts_running_jobs() {
     let dir = s.stop().await;
 
     let s = TestServer::start_in(dir, SLOW_PLANNER).await;
-    let job = s.get(&format!("/simulate/{sim_id}")).await.1;
-    assert_eq!(job["status"], "interrupted", "{job}");
+    // The simulation SIGTERM stopped was recorded queued again; this start runs it.
+    let job = s.get(&format!("/jobs/{sim_id}")).await.1;
+    assert!(
+        matches!(job["status"].as_str(), Some("queued" | "running")),
+        "{job}"
+    );
+    let kinds: Vec<&str> = job["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert!(kinds.contains(&"requeued"), "{kinds:?}");
+    let job = s.wait_job(&sim_id, 300).await;
+    assert_eq!(job["status"], "complete", "{job}");
+    assert!(job["result"]["mean_return"].is_number(), "{job}");
     assert_eq!(
         s.get(&format!("/train/{train_id}")).await.1["status"],
         "complete"
@@ -133,7 +147,7 @@ fn spawn_binary(data: &std::path::Path, config: &std::path::Path) -> (Proc, Stri
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_loses_nothing_completed_and_interrupts_in_flight_jobs() {
+async fn kill_9_loses_nothing_completed_and_runs_in_flight_jobs_again() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = dir.path().join("tiny.toml");
@@ -184,6 +198,17 @@ async fn kill_9_loses_nothing_completed_and_interrupts_in_flight_jobs() {
         .await
         .unwrap();
     let running_id = running["simulation_id"].as_str().unwrap().to_owned();
+    // A second one waits behind it for the only compute slot.
+    let queued: Value = http
+        .post(format!("{base}/simulate"))
+        .json(&sim(5))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let queued_id = queued["simulation_id"].as_str().unwrap().to_owned();
     for _ in 0..400 {
         let j: Value = http
             .get(format!("{base}/jobs/{running_id}"))
@@ -222,11 +247,47 @@ async fn kill_9_loses_nothing_completed_and_interrupts_in_flight_jobs() {
         .json()
         .await
         .unwrap();
-    assert_eq!(j["status"], "interrupted", "{j}");
-    assert_eq!(
-        j["events"].as_array().unwrap().last().unwrap()["event"],
-        "interrupted"
+    // The job cut off while running is queued again (its attempt counted), and the one
+    // that was waiting behind it too; both run to the end.
+    assert!(
+        matches!(j["status"].as_str(), Some("queued" | "running")),
+        "{j}"
     );
+    assert!(
+        j["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "requeued"),
+        "{j}"
+    );
+    for id in [&running_id, &queued_id] {
+        let mut last = Value::Null;
+        for _ in 0..6000 {
+            last = http
+                .get(format!("{base}/jobs/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if !matches!(last["status"].as_str(), Some("queued" | "running")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(last["status"], "complete", "{last}");
+    }
+    let j: Value = http
+        .get(format!("{base}/jobs/{running_id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(j["attempt"], 2, "started before the kill and after it: {j}");
     let task: Value = http
         .get(format!("{base}/tasks/CartPole-v1"))
         .send()
@@ -244,4 +305,74 @@ async fn kill_9_loses_nothing_completed_and_interrupts_in_flight_jobs() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
+}
+
+/// A job that the process keeps dying under is not retried for ever: after
+/// `jobs.max_attempts` starts it fails with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_cut_off_max_attempts_times_fails_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("tiny.toml");
+    std::fs::write(
+        &config,
+        slow_tiny().replace("[jobs]\n", "[jobs]\nmax_attempts = 1\n"),
+    )
+    .unwrap();
+    let http = reqwest::Client::new();
+    let (mut proc, base) = spawn_binary(&data, &config);
+    let batch = cartpole_batch("robot-1", 80, 3);
+    let r = http
+        .post(format!("{base}/experience"))
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let body = json!({ "agent_id": "robot-1", "task_description": "CartPole-v1", "num_trajectories": 32, "horizon": 1000 });
+    let job: Value = http
+        .post(format!("{base}/simulate"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = job["simulation_id"].as_str().unwrap().to_owned();
+    for _ in 0..400 {
+        let j: Value = http
+            .get(format!("{base}/jobs/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if j["status"] == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    proc.0.kill().unwrap();
+    proc.0.wait().unwrap();
+    drop(proc);
+    let (_proc, base) = spawn_binary(&data, &config);
+    let j: Value = http
+        .get(format!("{base}/jobs/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(j["status"], "failed", "{j}");
+    assert_eq!(j["error"]["code"], "attempts_exhausted", "{j}");
+    assert!(
+        j["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stopped 1 times"),
+        "{j}"
+    );
 }
