@@ -22,7 +22,18 @@ pub enum ClientError {
         /// The server's message.
         message: String,
     },
-    /// The request did not complete: connection refused or reset, DNS, a timeout.
+    /// No connection could be made (refused, unreachable, DNS): the server did not see
+    /// the request, so any call may be retried, or sent to another server.
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// The server's base URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The request did not complete after the connection was made (reset, a broken
+    /// WebSocket): the server may have acted on it.
     #[error("transport: {0}")]
     Transport(String),
     /// The answer was not what the API promises.
@@ -95,7 +106,9 @@ impl ClientError {
     /// (except a full per-agent quota, `agent_quota_exceeded`), 5xx.
     pub fn is_transient(&self) -> bool {
         match self {
-            ClientError::Transport(_) | ClientError::Timeout { .. } => true,
+            ClientError::Connect { .. }
+            | ClientError::Transport(_)
+            | ClientError::Timeout { .. } => true,
             ClientError::Api { status, code, .. } => {
                 (*status == 429 && code != "agent_quota_exceeded") || *status >= 500
             }

@@ -142,7 +142,10 @@ impl PlasmaClient {
                     secs: self.config.request_timeout.as_secs_f64(),
                 }
             } else if e.is_connect() {
-                ClientError::Transport(format!("cannot connect to {}: {e}", self.base))
+                ClientError::Connect {
+                    url: self.base.to_string(),
+                    source: Box::new(e),
+                }
             } else {
                 ClientError::Transport(e.to_string())
             };
@@ -201,7 +204,8 @@ impl PlasmaClient {
                 ClientError::Api {
                     status: 429, code, ..
                 } => code != "agent_quota_exceeded",
-                ClientError::Transport(m) if m.starts_with("cannot connect") => true,
+                // The server never saw the request.
+                ClientError::Connect { .. } => true,
                 e => idempotent && e.is_transient(),
             };
             retry += 1;

@@ -41,6 +41,9 @@ struct LiveJob {
 struct Live {
     state: Mutex<LiveJob>,
     cancel: AtomicBool,
+    /// Serializes this job's writes to the store, in event order, without holding
+    /// `state` (which readers of the live job take) during the I/O.
+    persist: Mutex<()>,
 }
 
 /// Shared state of the runner.
@@ -288,6 +291,7 @@ impl Jobs {
                 last_progress: None,
             }),
             cancel: AtomicBool::new(false),
+            persist: Mutex::new(()),
         });
         if let Ok(mut l) = self.live.lock() {
             l.insert(record.id.clone(), live.clone());
@@ -431,6 +435,8 @@ impl Jobs {
         metrics: Option<Value>,
         message: Option<String>,
     ) {
+        // Taken first and held through the write: snapshots reach the store in order.
+        let _persisting = live.persist.lock();
         let Ok(mut s) = live.state.lock() else {
             return;
         };
@@ -465,10 +471,11 @@ impl Jobs {
             // Keep the first event (queued) and the newest ones.
             s.events.remove(1);
         }
-        if let Err(e) = self.store.put_job(&s.record, &s.events) {
-            tracing::error!(job = %s.record.id, error = %e, "cannot persist job");
-        }
+        let (record, events) = (s.record.clone(), s.events.clone());
         drop(s);
+        if let Err(e) = self.store.put_job(&record, &events) {
+            tracing::error!(job = %record.id, error = %e, "cannot persist job");
+        }
         let _ = self.events.send(Arc::new(ev));
     }
 }

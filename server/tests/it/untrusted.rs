@@ -347,3 +347,58 @@ async fn a_poisoning_agent_is_flagged_and_can_be_left_out() {
         s.stop().await;
     }
 }
+
+/// A condition's adapter fine-tunes the world model its base was distilled in, unless
+/// that model saw experience deleted since: then it fits a fresh one.
+#[tokio::test]
+async fn a_prior_fitted_on_deleted_data_is_not_reused() {
+    let s = TestServer::start("").await;
+    upload_cartpole(&s, "robot-1", 60).await;
+    upload_cartpole(&s, "robot-2", 60).await;
+    let (st, tr) = s
+        .post("/train", &json!({ "agent_id": "robot-1", "task_name": "CartPole-v1", "mode": "base", "num_simulations": 40, "use_phantom_paths": false }))
+        .await;
+    assert_eq!(st, 202, "{tr}");
+    let base_id = tr["training_id"].as_str().unwrap().to_owned();
+    assert_eq!(s.wait_job(&base_id, 120).await["status"], "complete");
+    let (_, cartpole) = s.get("/tasks/CartPole-v1").await;
+    let mut spec = cartpole["spec"].clone();
+    spec["name"] = json!("CartPole-heavy");
+    assert_eq!(s.post("/tasks", &spec).await.0, 201);
+    let mut batch = cartpole_batch("robot-3", 60, 11);
+    batch.task_name = "CartPole-heavy".into();
+    assert_eq!(
+        s.post("/experience", &serde_json::to_value(&batch).unwrap())
+            .await
+            .0,
+        201
+    );
+    let before = adapter_job(&s, &base_id).await;
+    assert_eq!(
+        before["result"]["world_model"]["fine_tuned"], true,
+        "{before}"
+    );
+    let r = s
+        .http
+        .delete(s.url("/experience?task=CartPole-v1&agent_id=robot-2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let after = adapter_job(&s, &base_id).await;
+    assert_eq!(after["status"], "complete", "{after}");
+    let wm = &after["result"]["world_model"];
+    assert_eq!(
+        (wm["prior"].clone(), wm["fine_tuned"].clone()),
+        (Value::Null, json!(false)),
+        "{wm}"
+    );
+}
+
+/// Trains an adapter for CartPole-heavy on `base_id` and waits for it.
+async fn adapter_job(s: &TestServer, base_id: &str) -> Value {
+    let body = json!({ "agent_id": "robot-3", "task_name": "CartPole-heavy", "mode": "adapter", "base_training": base_id, "num_simulations": 40, "lora_rank": 2, "use_phantom_paths": false });
+    let (st, tr) = s.post("/train", &body).await;
+    assert_eq!(st, 202, "{tr}");
+    s.wait_job(tr["training_id"].as_str().unwrap(), 120).await
+}
