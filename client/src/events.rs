@@ -2,8 +2,7 @@
 //! first (so a late subscriber sees outcomes), then live ones.
 
 use futures_util::{SinkExt, Stream, StreamExt};
-use plasma_protocol::JobEvent;
-use serde_json::Value;
+use plasma_protocol::{JobEvent, WsMessage, WsRequest};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -62,16 +61,25 @@ impl EventStream {
                 Message::Close(_) => return Ok(None),
                 _ => continue,
             };
-            let value: Value = serde_json::from_str(text.as_str())
-                .map_err(|e| ClientError::Decode(format!("WebSocket message: {e}")))?;
-            match value.get("type").and_then(Value::as_str) {
-                Some("job_event") => {
-                    return serde_json::from_value(value)
-                        .map(Some)
-                        .map_err(|e| ClientError::Decode(format!("job event: {e}")));
+            match serde_json::from_str::<WsMessage>(text.as_str()) {
+                Ok(WsMessage::JobEvent(ev)) => return Ok(Some(ev)),
+                Ok(WsMessage::Lagged {
+                    missed_events,
+                    message,
+                }) => {
+                    tracing::warn!(missed_events, %message, "events were dropped");
                 }
-                Some("lagged") => tracing::warn!(message = %value, "events were dropped"),
-                _ => {}
+                Ok(_) => {}
+                Err(e) => {
+                    // A message type of a newer server is skipped; a job event that does
+                    // not read, or a frame that is not JSON, is an error.
+                    let value: serde_json::Value = serde_json::from_str(text.as_str())
+                        .map_err(|e| ClientError::Decode(format!("WebSocket message: {e}")))?;
+                    if value.get("type").and_then(serde_json::Value::as_str) == Some("job_event") {
+                        return Err(ClientError::Decode(format!("job event: {e}")));
+                    }
+                    tracing::debug!(error = %e, "unknown WebSocket message skipped");
+                }
             }
         }
         Ok(None)
@@ -80,7 +88,11 @@ impl EventStream {
     /// Asks the server for a pong (keeps idle proxies from closing the connection).
     pub async fn ping(&mut self) -> Result<()> {
         self.socket
-            .send(Message::Text(r#"{"type":"ping"}"#.into()))
+            .send(Message::Text(
+                serde_json::to_string(&WsRequest::Ping)
+                    .unwrap_or_default()
+                    .into(),
+            ))
             .await
             .map_err(|e| ClientError::Transport(format!("WebSocket: {e}")))
     }

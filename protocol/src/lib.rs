@@ -24,6 +24,7 @@ mod space;
 mod task;
 mod termination;
 pub mod wire;
+pub mod ws;
 
 pub use action::{Action, ActionError, ActionRef};
 pub use api::{
@@ -40,3 +41,4 @@ pub use records::{ChunkRecord, DeletionRecord, PacketRecord, PolicyKind, TaskRec
 pub use space::{MAX_SPACE_DIM, Space, SpaceError};
 pub use task::{TaskError, TaskSpec};
 pub use termination::{Termination, TerminationError};
+pub use ws::{WsMessage, WsRequest};

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
-use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorDetail};
 use crate::records::{JobEvent, JobKind, now_secs};
+use plasma_protocol::{WsMessage, WsRequest};
 
 /// Jobs whose stored events are replayed on connect.
 const REPLAY_JOBS: usize = 20;
@@ -36,10 +36,21 @@ pub async fn ws_handler(
         .on_upgrade(move |socket| session(st, client_id, socket)))
 }
 
+fn text(message: &WsMessage) -> Message {
+    Message::Text(serde_json::to_string(message).unwrap_or_default().into())
+}
+
 fn event_message(ev: &JobEvent) -> Message {
-    let mut v = serde_json::to_value(ev).unwrap_or(Value::Null);
-    v["type"] = json!("job_event");
-    Message::Text(v.to_string().into())
+    text(&WsMessage::JobEvent(ev.clone()))
+}
+
+fn error(code: &str, message: String) -> WsMessage {
+    WsMessage::Error {
+        error: ErrorDetail {
+            code: code.to_owned(),
+            message,
+        },
+    }
 }
 
 async fn replay(st: &AppState, client_id: &str) -> Vec<JobEvent> {
@@ -69,31 +80,29 @@ async fn replay(st: &AppState, client_id: &str) -> Vec<JobEvent> {
     events
 }
 
-fn answer(st: &AppState, text: &str) -> Value {
-    let parsed: Result<Value, _> = serde_json::from_str(text);
-    let kind = parsed
-        .as_ref()
-        .ok()
-        .and_then(|v| v.get("type"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    match (parsed.is_ok(), kind.as_deref()) {
-        (true, Some("ping")) => json!({ "type": "pong", "timestamp": now_secs() }),
-        (true, Some("status_update")) => json!({
-            "type": "status",
-            "active_simulations": st.jobs.active_of(JobKind::Simulation),
-            "active_trainings": st.jobs.active_of(JobKind::Training),
-            "queue_depth": st.jobs.queued(),
-            "running_jobs": st.jobs.running(),
-            "timestamp": now_secs(),
-        }),
-        (false, _) => {
-            json!({ "type": "error", "error": { "code": "invalid_json", "message": "messages must be JSON objects" } })
-        }
-        (true, other) => json!({ "type": "error", "error": {
-            "code": "unknown_message_type",
-            "message": format!("unknown message type {other:?}; send \"ping\" or \"status_update\""),
-        } }),
+fn answer(st: &AppState, text: &str) -> WsMessage {
+    match serde_json::from_str::<WsRequest>(text) {
+        Ok(WsRequest::Ping) => WsMessage::Pong {
+            timestamp: now_secs(),
+        },
+        Ok(WsRequest::StatusUpdate) => WsMessage::Status {
+            active_simulations: st.jobs.active_of(JobKind::Simulation),
+            active_trainings: st.jobs.active_of(JobKind::Training),
+            queue_depth: st.jobs.queued(),
+            running_jobs: st.jobs.running(),
+            timestamp: now_secs(),
+        },
+        // Well-formed JSON of an unknown `type`, or not JSON at all.
+        Err(_) => match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(v) => error(
+                "unknown_message_type",
+                format!(
+                    "unknown message type {:?}; send \"ping\" or \"status_update\"",
+                    v.get("type").and_then(serde_json::Value::as_str)
+                ),
+            ),
+            Err(_) => error("invalid_json", "messages must be JSON objects".into()),
+        },
     }
 }
 
@@ -121,13 +130,13 @@ async fn session(st: Arc<AppState>, client_id: String, mut socket: WebSocket) {
                 msg = socket.recv() => match msg {
                     Some(Ok(Message::Text(text))) => {
                         let reply = answer(&st, text.as_str());
-                        if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                        if socket.send(self::text(&reply)).await.is_err() {
                             break;
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {
-                        let reply = json!({ "type": "error", "error": { "code": "binary_not_supported", "message": "send JSON text messages" } });
-                        if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                        let reply = error("binary_not_supported", "send JSON text messages".into());
+                        if socket.send(self::text(&reply)).await.is_err() {
                             break;
                         }
                     }
@@ -149,8 +158,11 @@ async fn session(st: Arc<AppState>, client_id: String, mut socket: WebSocket) {
                         }
                     }
                     Err(RecvError::Lagged(n)) => {
-                        let note = json!({ "type": "lagged", "missed_events": n, "message": "events were dropped for this slow connection; poll GET /jobs/{id} for the current state" });
-                        if socket.send(Message::Text(note.to_string().into())).await.is_err() {
+                        let note = WsMessage::Lagged {
+                            missed_events: n,
+                            message: "events were dropped for this slow connection; poll GET /jobs/{id} for the current state".into(),
+                        };
+                        if socket.send(text(&note)).await.is_err() {
                             break;
                         }
                     }
