@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use plasma_packets::{PacketError, RuntimeError};
+use plasma_protocol::ErrorCode;
 use thiserror::Error;
 
 /// Result of client operations.
@@ -12,7 +13,8 @@ pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 /// Every error of the client library.
 #[derive(Debug, Error)]
 pub enum ClientError {
-    /// The server answered with an error body (stable `code`, human `message`).
+    /// The server answered with an error body (stable `code`, human `message`;
+    /// [`ClientError::code`] reads the code typed).
     #[error("server answered {status} {code}: {message}")]
     Api {
         /// HTTP status.
@@ -102,6 +104,14 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The server's error code, typed (`None` for errors that are not its answers).
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Api { code, .. } => Some(ErrorCode::parse(code)),
+            _ => None,
+        }
+    }
+
     /// Whether retrying the same call may succeed: transport failures, timeouts, 429
     /// (except a full per-agent quota, `agent_quota_exceeded`), 5xx.
     pub fn is_transient(&self) -> bool {
@@ -110,7 +120,8 @@ impl ClientError {
             | ClientError::Transport(_)
             | ClientError::Timeout { .. } => true,
             ClientError::Api { status, code, .. } => {
-                (*status == 429 && code != "agent_quota_exceeded") || *status >= 500
+                (*status == 429 && ErrorCode::parse(code) != ErrorCode::AgentQuotaExceeded)
+                    || *status >= 500
             }
             _ => false,
         }

@@ -22,6 +22,7 @@ use crate::edge::EdgePolicy;
 use crate::error::{ClientError, Result};
 use crate::events::EventStream;
 use crate::retry::RetryPolicy;
+use plasma_protocol::ErrorCode;
 
 /// Largest JSON answer read from the server.
 const MAX_JSON_BYTES: usize = 16 << 20;
@@ -203,7 +204,7 @@ impl PlasmaClient {
                 // A full quota stays full: retrying cannot help.
                 ClientError::Api {
                     status: 429, code, ..
-                } => code != "agent_quota_exceeded",
+                } => ErrorCode::parse(code) != ErrorCode::AgentQuotaExceeded,
                 // The server never saw the request.
                 ClientError::Connect { .. } => true,
                 e => idempotent && e.is_transient(),

@@ -31,7 +31,7 @@ pub use api::{
     CompileRequest, CompileResponse, ExperienceAccepted, Health, SigningKey, SimulateAccepted,
     SimulateRequest, Status, TrainAccepted, TrainHistory, TrainMode, TrainRequest,
 };
-pub use error_body::{ErrorBody, ErrorDetail};
+pub use error_body::{ErrorBody, ErrorCode, ErrorDetail};
 pub use experience::{
     ExperienceBatch, ExperienceError, MAX_BATCH_TRANSITIONS, ObsField, Transition,
 };

@@ -28,7 +28,7 @@ pub use plasma_protocol::{
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::jobs::{JobContext, JobFailure, Work};
 use crate::pipeline::{self, Experience, PipelineError, PolicyTarget, StoredPolicy};
 use crate::records::{
@@ -75,7 +75,7 @@ pub(crate) async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge
             } else {
-                ApiError::bad_request("unreadable_body", e.body_text())
+                ApiError::bad_request(ErrorCode::UnreadableBody, e.body_text())
             }
         })
 }
@@ -83,15 +83,15 @@ pub(crate) async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => {
-            ApiError::unprocessable("invalid_request", e.to_string())
+            ApiError::unprocessable(ErrorCode::InvalidRequest, e.to_string())
         }
-        _ => ApiError::bad_request("invalid_json", e.to_string()),
+        _ => ApiError::bad_request(ErrorCode::InvalidJson, e.to_string()),
     })
 }
 
 pub(crate) fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
     validate_identifier(id)
-        .map_err(|e| ApiError::unprocessable("invalid_identifier", format!("{what}: {e}")))
+        .map_err(|e| ApiError::unprocessable(ErrorCode::InvalidIdentifier, format!("{what}: {e}")))
 }
 
 /// Runs blocking storage work off the async runtime.
@@ -197,7 +197,7 @@ pub async fn register_task(
     ApiJson(spec): ApiJson<TaskSpec>,
 ) -> Result<(StatusCode, Json<TaskRecord>), ApiError> {
     spec.validate()
-        .map_err(|e| ApiError::unprocessable("invalid_task", e.to_string()))?;
+        .map_err(|e| ApiError::unprocessable(ErrorCode::InvalidTask, e.to_string()))?;
     let store = st.store.clone();
     let record = blocking(move || {
         if let Some(existing) = store.get_task(&spec.name)? {
@@ -205,7 +205,7 @@ pub async fn register_task(
                 return Ok(existing);
             }
             return Err(ApiError::conflict(
-                "task_exists",
+                ErrorCode::TaskExists,
                 format!("task {} exists with another spec", spec.name),
             ));
         }
@@ -250,7 +250,7 @@ pub async fn get_task(
     let store = st.store.clone();
     let task = blocking(move || Ok(store.get_task(&name)?)).await?;
     task.map(Json)
-        .ok_or_else(|| ApiError::not_found("unknown_task", "no such task"))
+        .ok_or_else(|| ApiError::not_found(ErrorCode::UnknownTask, "no such task"))
 }
 
 /// The spec of a task: stored, or a reference environment's.
@@ -261,7 +261,7 @@ pub(crate) fn resolve_spec(store: &dyn Store, name: &str) -> Result<(TaskSpec, b
     match plasma_envs::task_spec(name) {
         Ok(spec) => Ok((spec, true)),
         Err(_) => Err(ApiError::not_found(
-            "unknown_task",
+            ErrorCode::UnknownTask,
             format!(
                 "unknown task {name:?}: register it with POST /tasks or use a reference environment ({})",
                 plasma_envs::ENV_IDS.join(", ")
@@ -280,7 +280,7 @@ async fn load_job(st: &AppState, id: String) -> Result<(JobRecord, Vec<JobEvent>
     blocking(move || {
         let job = store
             .get_job(&id)?
-            .ok_or_else(|| ApiError::not_found("unknown_job", format!("no job {id:?}")))?;
+            .ok_or_else(|| ApiError::not_found(ErrorCode::UnknownJob, format!("no job {id:?}")))?;
         let events = store.job_events(&id)?;
         Ok((job, events))
     })
@@ -338,7 +338,7 @@ pub async fn cancel_job(
     }
     let (job, _) = load_job(&st, id).await?;
     Err(ApiError::conflict(
-        "job_finished",
+        ErrorCode::JobFinished,
         format!("job {} has already ended ({})", job.id, job.status.as_str()),
     ))
 }
@@ -347,11 +347,11 @@ fn failure(e: PipelineError) -> JobFailure {
     match e {
         PipelineError::Cancelled => JobFailure::Cancelled,
         PipelineError::Input(message) => JobFailure::Failed {
-            code: "invalid_input",
+            code: ErrorCode::InvalidInput,
             message,
         },
         PipelineError::Compute(message) => JobFailure::Failed {
-            code: "compute_failed",
+            code: ErrorCode::ComputeFailed,
             message,
         },
     }
@@ -360,7 +360,7 @@ fn failure(e: PipelineError) -> JobFailure {
 fn storage_failure(e: crate::storage::StoreError) -> JobFailure {
     tracing::error!(error = %e, "storage failure in a job");
     JobFailure::Failed {
-        code: "storage_failed",
+        code: ErrorCode::StorageFailed,
         message: "storage failure (logged)".into(),
     }
 }
@@ -373,14 +373,14 @@ async fn usable_task(st: &AppState, name: &str) -> Result<TaskRecord, ApiError> 
     let task = blocking(move || Ok(store.get_task(&n)?)).await?;
     let task = task.ok_or_else(|| {
         ApiError::not_found(
-            "unknown_task",
+            ErrorCode::UnknownTask,
             format!("unknown task {name:?}: upload experience for it first (POST /experience)"),
         )
     })?;
     let min = st.config.compute.min_transitions as u64;
     if task.transitions < min {
         return Err(ApiError::conflict(
-            "insufficient_data",
+            ErrorCode::InsufficientData,
             format!(
                 "task {name} has {} transitions; at least {min} are needed",
                 task.transitions
@@ -440,13 +440,13 @@ pub async fn simulate(
     st.limits.request(&req.agent_id)?;
     if req.num_trajectories == 0 {
         return Err(ApiError::unprocessable(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "num_trajectories must be at least 1",
         ));
     }
     if req.horizon == Some(0) || req.horizon.is_some_and(|h| h > 1000) {
         return Err(ApiError::unprocessable(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "horizon must be 1..=1000",
         ));
     }
@@ -528,7 +528,7 @@ async fn job_of_kind(st: &AppState, id: String, kind: JobKind) -> Result<JobReco
     let (job, _) = load_job(st, id.clone()).await?;
     if job.kind != kind {
         return Err(ApiError::not_found(
-            "unknown_job",
+            ErrorCode::UnknownJob,
             format!("{id:?} is not a {} job", kind.as_str()),
         ));
     }
@@ -561,7 +561,7 @@ pub async fn train(
     let rank = req.lora_rank.unwrap_or(settings.lora_rank);
     if rank == 0 || rank > plasma_packets::limits::MAX_RANK {
         return Err(ApiError::unprocessable(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             format!("lora_rank must be 1..={}", plasma_packets::limits::MAX_RANK),
         ));
     }
@@ -570,13 +570,13 @@ pub async fn train(
         .unwrap_or(settings.distill.fit.learning_rate);
     if !(learning_rate.is_finite() && learning_rate > 0.0 && learning_rate <= 1.0) {
         return Err(ApiError::unprocessable(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "learning_rate must be in (0, 1]",
         ));
     }
     if req.num_simulations == 0 {
         return Err(ApiError::unprocessable(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "num_simulations must be at least 1",
         ));
     }
@@ -646,7 +646,7 @@ pub(crate) async fn prepare_training(
         (TrainMode::Adapter | TrainMode::Auto, Some(b)) => (PolicyKind::Adapter, Some(b)),
         (TrainMode::Adapter, None) => {
             return Err(ApiError::conflict(
-                "no_base_policy",
+                ErrorCode::NoBasePolicy,
                 format!(
                     "task {} has no base policy yet: train one first (mode \"base\") or name one (base_training)",
                     task.name
@@ -698,7 +698,7 @@ pub(crate) async fn prepare_training(
         )
         .map_err(failure)?;
         let bytes = serde_json::to_vec(&stored).map_err(|e| JobFailure::Failed {
-            code: "internal",
+            code: ErrorCode::Internal,
             message: e.to_string(),
         })?;
         store
@@ -772,7 +772,7 @@ async fn base_policy(st: &AppState, id: &str, task: &TaskRecord) -> Result<Polic
     let policy = blocking(move || {
         let not_a_base = || {
             ApiError::not_found(
-                "unknown_base",
+                ErrorCode::UnknownBase,
                 format!("{key:?} is not a complete base-policy training run"),
             )
         };
@@ -811,7 +811,7 @@ fn check_base_fits(
     .ok();
     if policy.obs_dim() != obs || space.as_ref() != Some(policy.action_space()) {
         return Err(ApiError::unprocessable(
-            "base_mismatch",
+            ErrorCode::BaseMismatch,
             format!(
                 "base policy {id} does not fit task {}: its observation or action space differs",
                 task.name
@@ -882,7 +882,7 @@ pub async fn compile(
     check_id("agent_id", &req.agent_id)?;
     if req.target_device.is_empty() || req.target_device.len() > 64 {
         return Err(ApiError::unprocessable(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "target_device must be 1 to 64 characters",
         ));
     }
@@ -903,7 +903,7 @@ pub async fn compile(
                 .find(|j| j.status == JobStatus::Complete)
                 .ok_or_else(|| {
                     ApiError::not_found(
-                        "unknown_training",
+                        ErrorCode::UnknownTraining,
                         format!("agent {agent} has no complete training run"),
                     )
                 })?
@@ -912,12 +912,15 @@ pub async fn compile(
                 .get_job(&name)?
                 .filter(|j| j.kind == JobKind::Training)
                 .ok_or_else(|| {
-                    ApiError::not_found("unknown_training", format!("no training run {name:?}"))
+                    ApiError::not_found(
+                        ErrorCode::UnknownTraining,
+                        format!("no training run {name:?}"),
+                    )
                 })?
         };
         if training.status != JobStatus::Complete {
             return Err(ApiError::conflict(
-                "training_not_complete",
+                ErrorCode::TrainingNotComplete,
                 format!(
                     "training run {} is {}",
                     training.id,
@@ -937,7 +940,7 @@ pub async fn compile(
         Some(a) => a,
         None => {
             return Err(ApiError::conflict(
-                "audit_rejected",
+                ErrorCode::AuditRejected,
                 format!(
                     "the auditor rejected training run {}: {}; pass \"force\": true to deploy anyway",
                     training.id,
@@ -1013,12 +1016,12 @@ pub async fn compile(
                             .get_blob(&policy_key(base_training))
                             .map_err(storage_failure)?
                             .ok_or(JobFailure::Failed {
-                                code: "base_missing",
+                                code: ErrorCode::BaseMissing,
                                 message: format!("the base policy {base_training} is missing"),
                             })?;
                         let base: StoredPolicy =
                             serde_json::from_slice(&bytes).map_err(|e| JobFailure::Failed {
-                                code: "internal",
+                                code: ErrorCode::Internal,
                                 message: e.to_string(),
                             })?;
                         let prov = provenance("", base_training, &base.verdict);
@@ -1044,7 +1047,7 @@ pub async fn compile(
                     }
                 };
                 let digest: Digest = base_id.parse().map_err(|_| JobFailure::Failed {
-                    code: "internal",
+                    code: ErrorCode::Internal,
                     message: format!("bad base packet id {base_id}"),
                 })?;
                 let mut prov = provenance(&agent, &training_id, &policy.verdict);
@@ -1080,7 +1083,7 @@ pub async fn compile(
         }
         metrics.packet_compiled();
         serde_json::to_value(&rec).map_err(|e| JobFailure::Failed {
-            code: "internal",
+            code: ErrorCode::Internal,
             message: e.to_string(),
         })
     });
@@ -1100,11 +1103,11 @@ pub async fn compile(
             .map_err(|e| ApiError::Internal(format!("compilation result: {e}")))?,
         (JobStatus::Failed, _) => {
             let e = job.error.unwrap_or(crate::error::ErrorDetail {
-                code: "internal".into(),
+                code: ErrorCode::Internal.into(),
                 message: "compilation failed".into(),
             });
-            return Err(if e.code == "invalid_input" {
-                ApiError::unprocessable("compile_failed", e.message)
+            return Err(if e.kind() == ErrorCode::InvalidInput {
+                ApiError::unprocessable(ErrorCode::CompileFailed, e.message)
             } else {
                 ApiError::Internal(e.message)
             });
@@ -1154,7 +1157,7 @@ fn find_packet(store: &dyn Store, id: &str) -> Result<PacketRecord, ApiError> {
         return Ok(p);
     }
     Err(ApiError::not_found(
-        "unknown_packet",
+        ErrorCode::UnknownPacket,
         format!("no packet or agent with a packet named {id:?}"),
     ))
 }

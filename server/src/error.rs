@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-pub use plasma_protocol::{ErrorBody, ErrorDetail};
+pub use plasma_protocol::{ErrorBody, ErrorCode, ErrorDetail};
 use thiserror::Error;
 
 use crate::storage::StoreError;
@@ -18,7 +18,7 @@ pub enum ApiError {
     #[error("{message}")]
     BadRequest {
         /// Stable code.
-        code: &'static str,
+        code: ErrorCode,
         /// Details.
         message: String,
     },
@@ -35,7 +35,7 @@ pub enum ApiError {
     #[error("{message}")]
     NotFound {
         /// Stable code (`unknown_task`, `unknown_job`, …).
-        code: &'static str,
+        code: ErrorCode,
         /// Details.
         message: String,
     },
@@ -43,7 +43,7 @@ pub enum ApiError {
     #[error("{message}")]
     Conflict {
         /// Stable code.
-        code: &'static str,
+        code: ErrorCode,
         /// Details.
         message: String,
     },
@@ -57,7 +57,7 @@ pub enum ApiError {
     #[error("{message}")]
     Unprocessable {
         /// Stable code.
-        code: &'static str,
+        code: ErrorCode,
         /// Details.
         message: String,
     },
@@ -69,7 +69,7 @@ pub enum ApiError {
     #[error("{message}")]
     TooManyRequests {
         /// Stable code (`rate_limited`, `agent_quota_exceeded`).
-        code: &'static str,
+        code: ErrorCode,
         /// Details.
         message: String,
         /// Seconds until a retry can succeed (the `Retry-After` header).
@@ -85,7 +85,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// A 400 with a code.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError::BadRequest {
             code,
             message: message.into(),
@@ -93,7 +93,7 @@ impl ApiError {
     }
 
     /// A 404 with a code.
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError::NotFound {
             code,
             message: message.into(),
@@ -101,7 +101,7 @@ impl ApiError {
     }
 
     /// A 409 with a code.
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError::Conflict {
             code,
             message: message.into(),
@@ -109,7 +109,7 @@ impl ApiError {
     }
 
     /// A 422 with a code.
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn unprocessable(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError::Unprocessable {
             code,
             message: message.into(),
@@ -136,21 +136,21 @@ impl ApiError {
     }
 
     /// The stable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::BadRequest { code, .. }
             | ApiError::NotFound { code, .. }
             | ApiError::Conflict { code, .. }
             | ApiError::Unprocessable { code, .. }
-            | ApiError::TooManyRequests { code, .. } => code,
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::WrongAgent(_) => "wrong_agent",
-            ApiError::PayloadTooLarge => "payload_too_large",
-            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::QueueFull(_) => "queue_full",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Internal(_) => "internal",
+            | ApiError::TooManyRequests { code, .. } => *code,
+            ApiError::Unauthorized => ErrorCode::Unauthorized,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::WrongAgent(_) => ErrorCode::WrongAgent,
+            ApiError::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            ApiError::QueueFull(_) => ErrorCode::QueueFull,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -162,7 +162,7 @@ impl ApiError {
         };
         ErrorBody {
             error: ErrorDetail {
-                code: self.code().to_owned(),
+                code: self.code().as_str().to_owned(),
                 message,
             },
         }
@@ -185,9 +185,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            tracing::error!(code = self.code(), error = %self, "request failed");
+            tracing::error!(code = self.code().as_str(), error = %self, "request failed");
         } else {
-            tracing::debug!(code = self.code(), error = %self, "request refused");
+            tracing::debug!(code = self.code().as_str(), error = %self, "request refused");
         }
         let mut response = (status, Json(self.body())).into_response();
         if let ApiError::Unauthorized = self {
@@ -212,20 +212,20 @@ impl IntoResponse for ApiError {
 
 /// The code of a status for error responses that did not come from a handler (routing,
 /// body limits, timeouts, panics).
-pub fn code_for_status(status: StatusCode) -> &'static str {
+pub fn code_for_status(status: StatusCode) -> ErrorCode {
     match status {
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::REQUEST_TIMEOUT => "timeout",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::BAD_REQUEST => "bad_request",
-        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
-        StatusCode::UNAUTHORIZED => "unauthorized",
-        StatusCode::FORBIDDEN => "forbidden",
-        StatusCode::TOO_MANY_REQUESTS => "too_many_requests",
-        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-        s if s.is_server_error() => "internal",
-        _ => "error",
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::REQUEST_TIMEOUT => ErrorCode::Timeout,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        StatusCode::BAD_REQUEST => ErrorCode::BadRequest,
+        StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::Unprocessable,
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::TooManyRequests,
+        StatusCode::SERVICE_UNAVAILABLE => ErrorCode::Unavailable,
+        s if s.is_server_error() => ErrorCode::Internal,
+        _ => ErrorCode::Error,
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::{Semaphore, broadcast};
 
-use crate::error::{ApiError, ErrorDetail};
+use crate::error::{ApiError, ErrorCode, ErrorDetail};
 use crate::metrics::Metrics;
 use crate::records::{EventKind, JobEvent, JobKind, JobRecord, JobStatus, now_secs};
 use crate::storage::Store;
@@ -23,7 +23,7 @@ pub enum JobFailure {
     /// It failed; `code` is stable (`insufficient_data`, `compute_failed`, …).
     Failed {
         /// Stable code.
-        code: &'static str,
+        code: ErrorCode,
         /// Details.
         message: String,
     },
@@ -363,7 +363,7 @@ impl Jobs {
         let outcome = match outcome {
             Ok(Ok(r)) => r,
             Ok(Err(_)) | Err(_) => Err(JobFailure::Failed {
-                code: "internal",
+                code: ErrorCode::Internal,
                 message: "the job's computation panicked (logged)".into(),
             }),
         };
@@ -403,9 +403,9 @@ impl Jobs {
                     s.record.progress = 1.0;
                 }
                 Err(JobFailure::Failed { code, message }) => {
-                    tracing::warn!(job = %s.record.id, code, %message, "job failed");
+                    tracing::warn!(job = %s.record.id, code = code.as_str(), %message, "job failed");
                     s.record.error = Some(ErrorDetail {
-                        code: code.to_owned(),
+                        code: code.into(),
                         message,
                     });
                 }

@@ -56,7 +56,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::Auth;
 use crate::config::Config;
-use crate::error::{ErrorBody, ErrorDetail, code_for_status};
+use crate::error::{ErrorBody, ErrorCode, ErrorDetail, code_for_status};
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::storage::{EmbeddedStore, Store};
@@ -198,7 +198,7 @@ async fn count_requests(
 }
 
 async fn not_found() -> impl IntoResponse {
-    error::ApiError::not_found("not_found", "no such endpoint")
+    error::ApiError::not_found(ErrorCode::NotFound, "no such endpoint")
 }
 
 /// The application's router over `state`.

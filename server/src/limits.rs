@@ -8,7 +8,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::LimitsConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::records::TaskRecord;
 
 /// Agents remembered by the rate limiter before idle ones are forgotten.
@@ -44,7 +44,7 @@ impl AgentLimits {
         rate.check_key(&agent.to_owned()).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
             ApiError::TooManyRequests {
-                code: "rate_limited",
+                code: ErrorCode::RateLimited,
                 message: format!(
                     "agent {agent:?} sends more than its rate of requests; retry in {:.1} s",
                     wait.as_secs_f64()
@@ -72,7 +72,7 @@ impl AgentLimits {
             .unwrap_or(0);
         if stored + adding > limit {
             return Err(ApiError::TooManyRequests {
-                code: "agent_quota_exceeded",
+                code: ErrorCode::AgentQuotaExceeded,
                 message: format!(
                     "agent {agent:?} stores {stored} transitions in this task; {adding} more would pass its limit of {limit}"
                 ),
@@ -98,7 +98,7 @@ mod tests {
         }
         match limits.request("a") {
             Err(ApiError::TooManyRequests {
-                code: "rate_limited",
+                code: ErrorCode::RateLimited,
                 retry_after: Some(s),
                 ..
             }) => assert!((1..=20).contains(&s), "{s}"),
@@ -126,7 +126,7 @@ mod tests {
         assert!(matches!(
             limits.store(Some(&task), "a", 11),
             Err(ApiError::TooManyRequests {
-                code: "agent_quota_exceeded",
+                code: ErrorCode::AgentQuotaExceeded,
                 retry_after: None,
                 ..
             })

@@ -79,8 +79,8 @@ impl Metrics {
     }
 
     /// An upload of experience was refused; `reason` is the answer's error code.
-    pub fn experience_refused(&self, reason: &'static str) {
-        bump(&self.experience_refused, reason);
+    pub fn experience_refused(&self, reason: crate::error::ErrorCode) {
+        bump(&self.experience_refused, reason.as_str());
     }
 
     /// A packet was compiled.

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::api::{prepare_simulation, prepare_training};
-use crate::error::{ApiError, ErrorDetail};
+use crate::error::{ApiError, ErrorCode, ErrorDetail};
 use crate::jobs::Work;
 use crate::records::{EventKind, JobEvent, JobKind, JobRecord, JobStatus, now_secs};
 
@@ -102,7 +102,7 @@ pub async fn recover(state: &Arc<AppState>) -> Result<Recovered, crate::storage:
             );
             tracing::warn!(job = %job.id, %message, "job failed");
             let error = ErrorDetail {
-                code: "attempts_exhausted".into(),
+                code: ErrorCode::AttemptsExhausted.into(),
                 message: message.clone(),
             };
             end(state, job, events, JobStatus::Failed, Some(error), message);

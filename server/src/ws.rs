@@ -16,7 +16,7 @@ use axum::response::Response;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
-use crate::error::{ApiError, ErrorDetail};
+use crate::error::{ApiError, ErrorCode, ErrorDetail};
 use crate::records::{JobEvent, JobKind, now_secs};
 use plasma_protocol::{WsMessage, WsRequest};
 
@@ -29,8 +29,9 @@ pub async fn ws_handler(
     Path(client_id): Path<String>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    plasma_protocol::validate_identifier(&client_id)
-        .map_err(|e| ApiError::unprocessable("invalid_identifier", format!("client_id: {e}")))?;
+    plasma_protocol::validate_identifier(&client_id).map_err(|e| {
+        ApiError::unprocessable(ErrorCode::InvalidIdentifier, format!("client_id: {e}"))
+    })?;
     Ok(ws
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| session(st, client_id, socket)))

@@ -14,7 +14,7 @@ use super::{blocking, check_id, parse_json, read_body, resolve_spec};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::config::Role;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::records::{ChunkRecord, DeletionRecord};
 use crate::wire;
 
@@ -72,7 +72,8 @@ async fn upload(
     }
     let bytes = read_body(req, &()).await?;
     let batch: ExperienceBatch = if binary {
-        wire::decode(&bytes).map_err(|e| ApiError::bad_request("invalid_binary", e.to_string()))?
+        wire::decode(&bytes)
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidBinary, e.to_string()))?
     } else {
         parse_json(&bytes)?
     };
@@ -89,7 +90,7 @@ async fn upload(
         let (spec, builtin) = resolve_spec(store.as_ref(), &batch.task_name)?;
         batch
             .validate(&spec)
-            .map_err(|e| ApiError::unprocessable("invalid_experience", e.to_string()))?;
+            .map_err(|e| ApiError::unprocessable(ErrorCode::InvalidExperience, e.to_string()))?;
         let task = store.get_task(&spec.name)?;
         state
             .limits
@@ -157,7 +158,7 @@ pub async fn list_experience(
     blocking(move || {
         if store.get_task(&q.task)?.is_none() {
             return Err(ApiError::not_found(
-                "unknown_task",
+                ErrorCode::UnknownTask,
                 format!("no task {:?}", q.task),
             ));
         }
@@ -188,7 +189,7 @@ pub async fn delete_experience(
     check_id("task", &q.task)?;
     let agent = q.agent_id.ok_or_else(|| {
         ApiError::unprocessable(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "agent_id is required to delete experience",
         )
     })?;
@@ -199,7 +200,7 @@ pub async fn delete_experience(
             .delete_experience(&q.task, &agent, caller.token.as_deref())?
             .ok_or_else(|| {
                 ApiError::not_found(
-                    "no_experience",
+                    ErrorCode::NoExperience,
                     format!("agent {agent:?} has no experience in task {:?}", q.task),
                 )
             })
