@@ -10,9 +10,8 @@
 //! old file or the new one, never half of one.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use plasma_packets::limits::MAX_PACKET_BYTES;
 use plasma_packets::{Digest, Packet, VerifiedPacket, Verifier};
@@ -31,8 +30,6 @@ pub struct Deployment {
 
 /// Largest `deployed.json` read (it holds two digests).
 const MAX_DEPLOYMENT_BYTES: u64 = 4096;
-
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Content-addressed packets under one directory, checked against a pinned key.
 #[derive(Debug)]
@@ -162,29 +159,9 @@ pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>> {
     Ok(Some(bytes))
 }
 
-/// Writes `bytes` to `path` through a synced temporary file and a rename.
+/// Writes `bytes` to `path` atomically and durably (`plasma_packets::durable`).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "tmp-{}-{}",
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Some(parent) = path.parent()
-            && let Ok(d) = fs::File::open(parent)
-        {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        ClientError::cache(path, e)
-    })
+    plasma_packets::durable::write_atomic(path, bytes).map_err(|e| ClientError::cache(path, e))
 }
 
 #[cfg(test)]

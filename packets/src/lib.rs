@@ -16,6 +16,7 @@
 //!   rollback.
 
 pub mod codec;
+pub mod durable;
 pub mod error;
 pub mod float;
 pub mod limits;

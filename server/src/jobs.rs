@@ -41,9 +41,6 @@ struct LiveJob {
 struct Live {
     state: Mutex<LiveJob>,
     cancel: AtomicBool,
-    /// Serializes this job's writes to the store, in event order, without holding
-    /// `state` (which readers of the live job take) during the I/O.
-    persist: Mutex<()>,
 }
 
 /// Shared state of the runner.
@@ -291,7 +288,6 @@ impl Jobs {
                 last_progress: None,
             }),
             cancel: AtomicBool::new(false),
-            persist: Mutex::new(()),
         });
         if let Ok(mut l) = self.live.lock() {
             l.insert(record.id.clone(), live.clone());
@@ -435,8 +431,6 @@ impl Jobs {
         metrics: Option<Value>,
         message: Option<String>,
     ) {
-        // Taken first and held through the write: snapshots reach the store in order.
-        let _persisting = live.persist.lock();
         let Ok(mut s) = live.state.lock() else {
             return;
         };
@@ -471,11 +465,12 @@ impl Jobs {
             // Keep the first event (queued) and the newest ones.
             s.events.remove(1);
         }
-        let (record, events) = (s.record.clone(), s.events.clone());
-        drop(s);
-        if let Err(e) = self.store.put_job(&record, &events) {
-            tracing::error!(job = %record.id, error = %e, "cannot persist job");
+        // Written under the live job's lock: whatever a reader of the live job sees is
+        // already durable (a restart after it cannot find the job in an older state).
+        if let Err(e) = self.store.put_job(&s.record, &s.events) {
+            tracing::error!(job = %s.record.id, error = %e, "cannot persist job");
         }
+        drop(s);
         let _ = self.events.send(Arc::new(ev));
     }
 }

@@ -4,7 +4,7 @@
 //! half-written file under the real name.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::module::Module;
 use plasma_protocol::TaskSpec;
@@ -103,16 +103,9 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<
     })
 }
 
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
-
+/// Atomic and durable (`plasma_packets::durable`): a crash never leaves half a file.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_path(path);
-    fs::write(&tmp, bytes).map_err(|e| WorldModelError::io(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| WorldModelError::io(path, e))
+    plasma_packets::durable::write_atomic(path, bytes).map_err(|e| WorldModelError::io(path, e))
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T, what: &str) -> Result<()> {
@@ -133,14 +126,30 @@ pub fn save<M: Module>(
 ) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| WorldModelError::io(dir, e))?;
     let path = dir.join(WEIGHTS_FILE);
-    let tmp = tmp_path(&path);
+    // burn writes the weights file itself: to a name of this process, synced, then
+    // renamed into place like every other file (`write_atomic`).
+    let tmp = dir.join(format!(
+        ".{WEIGHTS_FILE}.tmp-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
     weights
         .save_file(&tmp)
         .map_err(|e| WorldModelError::Record {
             path: tmp.clone(),
             message: e.to_string(),
         })?;
-    fs::rename(&tmp, &path).map_err(|e| WorldModelError::io(&path, e))?;
+    let synced = fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .and_then(|()| fs::rename(&tmp, &path))
+        .and_then(|()| plasma_packets::durable::sync_dir(dir));
+    if let Err(e) = synced {
+        let _ = fs::remove_file(&tmp);
+        return Err(WorldModelError::io(&path, e));
+    }
     write_json(&dir.join(NORMALIZERS_FILE), normalizers, "normalizers")?;
     write_json(&dir.join(MODEL_FILE), doc, "model document")
 }
