@@ -87,17 +87,27 @@ pub(crate) fn default_true() -> bool {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SimulateRequest {
     /// The agent (its WebSocket client id receives the events).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")
+    )]
     pub agent_id: String,
     /// A task the server knows (with uploaded experience).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")
+    )]
     pub task_description: String,
     /// Phantom paths (capped by `compute.max_trajectories`).
     #[serde(default = "default_trajectories")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub num_trajectories: usize,
     /// Run the Judicial Auditor on the paths.
     #[serde(default = "default_true")]
     pub adversarial_audit: bool,
     /// Steps per path (default `compute.simulate_horizon`, capped at 1000).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
     pub horizon: Option<usize>,
 }
 
@@ -136,18 +146,29 @@ pub(crate) fn default_simulations() -> usize {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrainRequest {
     /// The agent.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")
+    )]
     pub agent_id: String,
     /// The task (with uploaded experience).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")
+    )]
     pub task_name: String,
     /// Caps the states the planner labels per distillation round (with
     /// `compute.distill.initial_labels` / `labels_per_round`).
     #[serde(default = "default_simulations")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub num_simulations: usize,
     /// LoRA rank of an adapter (default `compute.lora_rank`).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 64))]
     pub lora_rank: Option<usize>,
     /// Learning rate of the policy fit (default `compute.distill.fit.learning_rate`).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0.0, maximum = 1.0))]
     pub learning_rate: Option<f32>,
     /// Run the DAgger rounds on audited phantom paths (false: real states only).
     #[serde(default = "default_true")]
@@ -159,6 +180,10 @@ pub struct TrainRequest {
     /// task with the same spaces (a changed condition registered as its own task). Default:
     /// the task's own base.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")
+    )]
     pub base_training: Option<String>,
 }
 
@@ -197,6 +222,10 @@ pub(crate) fn default_target() -> String {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CompileRequest {
     /// The agent the packet is for.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")
+    )]
     pub agent_id: String,
     /// A training run: its id, a path ending in it (`checkpoints/<id>`), or empty /
     /// `latest` for the agent's newest complete training run.
@@ -204,6 +233,7 @@ pub struct CompileRequest {
     pub trained_lora_path: Option<String>,
     /// Target device recorded with the packet.
     #[serde(default = "default_target")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub target_device: String,
     /// Deploy even though the auditor rejected the policy (recorded in the packet).
     #[serde(default)]

@@ -191,7 +191,7 @@ pub async fn signing_key(State(st): State<Arc<AppState>>) -> Json<SigningKey> {
 /// Registers a task from its spec (admin). Reference environments (`CartPole-v1`, …) are
 /// known without registration.
 #[utoipa::path(post, path = "/tasks", request_body(content = Object, description = "plasma-protocol TaskSpec"),
-    responses((status = 201, body = TaskRecord), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 400, body = ErrorBody), (status = 201, body = TaskRecord), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn register_task(
     State(st): State<Arc<AppState>>,
     ApiJson(spec): ApiJson<TaskSpec>,
@@ -310,7 +310,7 @@ pub struct JobQuery {
 }
 
 /// Jobs, newest first.
-#[utoipa::path(get, path = "/jobs", params(JobQuery), responses((status = 200, body = [JobRecord])))]
+#[utoipa::path(get, path = "/jobs", params(JobQuery), responses((status = 400, body = ErrorBody), (status = 200, body = [JobRecord])))]
 pub async fn list_jobs(
     State(st): State<Arc<AppState>>,
     Query(q): Query<JobQuery>,
@@ -428,7 +428,7 @@ fn job_spec(task: &TaskRecord) -> TaskSpec {
 
 /// Starts a phantom-path simulation → 202.
 #[utoipa::path(post, path = "/simulate", request_body = SimulateRequest,
-    responses((status = 202, body = SimulateAccepted), (status = 404, body = ErrorBody),
+    responses((status = 400, body = ErrorBody), (status = 202, body = SimulateAccepted), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn simulate(
     State(st): State<Arc<AppState>>,
@@ -550,7 +550,7 @@ pub async fn get_simulation(
 
 /// Starts training a base policy or a LoRA adapter → 202.
 #[utoipa::path(post, path = "/train", request_body = TrainRequest,
-    responses((status = 202, body = TrainAccepted), (status = 404, body = ErrorBody),
+    responses((status = 400, body = ErrorBody), (status = 202, body = TrainAccepted), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn train(
     State(st): State<Arc<AppState>>,
@@ -842,7 +842,7 @@ pub async fn get_training(
 
 /// An agent's training runs.
 #[utoipa::path(get, path = "/train/history/{agent_id}", params(("agent_id" = String, Path)),
-    responses((status = 200, body = TrainHistory), (status = 422, body = ErrorBody)))]
+    responses((status = 400, body = ErrorBody), (status = 200, body = TrainHistory), (status = 422, body = ErrorBody)))]
 pub async fn train_history(
     State(st): State<Arc<AppState>>,
     Path(agent_id): Path<String>,
@@ -873,7 +873,7 @@ pub async fn train_history(
 
 /// Compiles a trained policy or adapter into a signed int8 packet.
 #[utoipa::path(post, path = "/instruction-packet/compile", request_body = CompileRequest,
-    responses((status = 200, body = CompileResponse), (status = 404, body = ErrorBody),
+    responses((status = 400, body = ErrorBody), (status = 200, body = CompileResponse), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn compile(
     State(st): State<Arc<AppState>>,

@@ -114,9 +114,22 @@ async fn upload(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ExperienceQuery {
     /// The task.
+    #[param(pattern = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")]
     pub task: String,
     /// The agent (required to delete; optional to list).
+    #[param(pattern = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")]
     pub agent_id: Option<String>,
+}
+
+/// Whose experience an admin deletes.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DeleteQuery {
+    /// The task.
+    #[param(pattern = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")]
+    pub task: String,
+    /// The agent.
+    #[param(pattern = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")]
+    pub agent_id: String,
 }
 
 /// A task's stored chunks with their provenance.
@@ -142,7 +155,7 @@ fn require_admin(caller: &Caller) -> Result<(), ApiError> {
 /// Lists a task's stored experience, optionally one agent's: each chunk with the agent and
 /// the token (fingerprint) that uploaded it (admin).
 #[utoipa::path(get, path = "/experience", params(ExperienceQuery),
-    responses((status = 200, body = ExperienceListing), (status = 403, body = ErrorBody),
+    responses((status = 400, body = ErrorBody), (status = 200, body = ExperienceListing), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_experience(
     State(st): State<Arc<AppState>>,
@@ -176,23 +189,18 @@ pub async fn list_experience(
 /// it are not reused (the next job refits), nor is a base's model as an adapter's prior;
 /// packets already compiled stay, marked `trained_on_deleted_data`; the deletion is kept
 /// in the task's `deletions`.
-#[utoipa::path(delete, path = "/experience", params(ExperienceQuery),
-    responses((status = 200, body = DeletionRecord), (status = 403, body = ErrorBody),
+#[utoipa::path(delete, path = "/experience", params(DeleteQuery),
+    responses((status = 400, body = ErrorBody), (status = 200, body = DeletionRecord), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn delete_experience(
     State(st): State<Arc<AppState>>,
-    Query(q): Query<ExperienceQuery>,
+    Query(q): Query<DeleteQuery>,
     req: Request,
 ) -> Result<Json<DeletionRecord>, ApiError> {
     let caller = caller_of(&req);
     require_admin(&caller)?;
     check_id("task", &q.task)?;
-    let agent = q.agent_id.ok_or_else(|| {
-        ApiError::unprocessable(
-            ErrorCode::InvalidRequest,
-            "agent_id is required to delete experience",
-        )
-    })?;
+    let agent = q.agent_id;
     check_id("agent_id", &agent)?;
     let store = st.store.clone();
     let deletion = blocking(move || {
