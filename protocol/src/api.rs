@@ -92,7 +92,9 @@ pub struct SimulateRequest {
         schema(pattern = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")
     )]
     pub agent_id: String,
-    /// A task the server knows (with uploaded experience).
+    /// A task the server knows (with uploaded experience). The prototype's name for a
+    /// task name; `task_name` is accepted too.
+    #[serde(alias = "task_name")]
     #[cfg_attr(
         feature = "openapi",
         schema(pattern = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")
@@ -228,8 +230,9 @@ pub struct CompileRequest {
     )]
     pub agent_id: String,
     /// A training run: its id, a path ending in it (`checkpoints/<id>`), or empty /
-    /// `latest` for the agent's newest complete training run.
-    #[serde(default)]
+    /// `latest` for the agent's newest complete training run. The prototype's name for
+    /// a training id; `training_id` is accepted too.
+    #[serde(default, alias = "training_id")]
     pub trained_lora_path: Option<String>,
     /// Target device recorded with the packet.
     #[serde(default = "default_target")]
@@ -266,4 +269,28 @@ pub struct CompileResponse {
     pub training_id: String,
     /// A human line.
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clearer_names_are_accepted_beside_the_prototypes() {
+        let a: SimulateRequest =
+            serde_json::from_str(r#"{"agent_id": "a", "task_name": "CartPole-v1"}"#).unwrap();
+        let b: SimulateRequest =
+            serde_json::from_str(r#"{"agent_id": "a", "task_description": "CartPole-v1"}"#)
+                .unwrap();
+        assert_eq!(a.task_description, b.task_description);
+        let c: CompileRequest =
+            serde_json::from_str(r#"{"agent_id": "a", "training_id": "train_1"}"#).unwrap();
+        assert_eq!(c.trained_lora_path.as_deref(), Some("train_1"));
+        // Answers keep the prototype's names.
+        assert!(
+            serde_json::to_string(&a)
+                .unwrap()
+                .contains("task_description")
+        );
+    }
 }
