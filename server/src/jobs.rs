@@ -461,13 +461,14 @@ impl Jobs {
             timestamp: now_secs(),
         };
         s.events.push(ev.clone());
+        let mut dropped = None;
         if s.events.len() > self.max_events {
             // Keep the first event (queued) and the newest ones.
-            s.events.remove(1);
+            dropped = Some(s.events.remove(1).seq);
         }
         // Written under the live job's lock: whatever a reader of the live job sees is
         // already durable (a restart after it cannot find the job in an older state).
-        if let Err(e) = self.store.put_job(&s.record, &s.events) {
+        if let Err(e) = self.store.append_job_event(&s.record, &ev, dropped) {
             tracing::error!(job = %s.record.id, error = %e, "cannot persist job");
         }
         drop(s);

@@ -20,7 +20,16 @@ use crate::wire;
 
 const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
 const JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("jobs");
+/// Before events were stored one per row: a job's events as one JSON array (read once, at
+/// open, and moved to `EVENT_ROWS`).
 const JOB_EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("job_events");
+/// One row per job event, keyed `<job id>\x01<seq, 20 digits>`: an event costs one small
+/// write, not a rewrite of the job's whole history.
+const EVENT_ROWS: TableDefinition<&str, &[u8]> = TableDefinition::new("job_event_rows");
+
+fn event_key(job: &str, seq: u64) -> String {
+    format!("{job}\u{1}{seq:020}")
+}
 const PACKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("packets");
 const AGENT_PACKETS: TableDefinition<&str, &str> = TableDefinition::new("agent_packets");
 /// Provenance of every stored chunk, keyed `<task>\x01<chunk number, 20 digits>`.
@@ -65,6 +74,7 @@ impl EmbeddedStore {
         tx.open_table(PACKETS).map_err(dberr)?;
         tx.open_table(AGENT_PACKETS).map_err(dberr)?;
         tx.open_table(CHUNKS).map_err(dberr)?;
+        tx.open_table(EVENT_ROWS).map_err(dberr)?;
         tx.commit().map_err(dberr)?;
         let store = EmbeddedStore {
             root: root.to_owned(),
@@ -72,7 +82,40 @@ impl EmbeddedStore {
             append: Mutex::new(()),
         };
         store.index_old_chunks()?;
+        store.move_event_arrays()?;
         Ok(store)
+    }
+
+    /// Moves event arrays written before events had rows into rows (once: the old table
+    /// is emptied in the same transaction).
+    fn move_event_arrays(&self) -> Result<()> {
+        let tx = self.db.begin_write().map_err(dberr)?;
+        let moved = {
+            let mut old = tx.open_table(JOB_EVENTS).map_err(dberr)?;
+            let mut rows = tx.open_table(EVENT_ROWS).map_err(dberr)?;
+            let mut ids = vec![];
+            for item in old.iter().map_err(dberr)? {
+                let (k, v) = item.map_err(dberr)?;
+                let events: Vec<JobEvent> = from_json(JOB_EVENTS.name(), v.value())?;
+                for ev in &events {
+                    rows.insert(
+                        event_key(k.value(), ev.seq).as_str(),
+                        to_json(ev)?.as_slice(),
+                    )
+                    .map_err(dberr)?;
+                }
+                ids.push(k.value().to_owned());
+            }
+            for id in &ids {
+                old.remove(id.as_str()).map_err(dberr)?;
+            }
+            ids.len()
+        };
+        tx.commit().map_err(dberr)?;
+        if moved > 0 {
+            tracing::info!(jobs = moved, "job events moved to one row per event");
+        }
+        Ok(())
     }
 
     /// Data directories written before chunks had provenance: indexes their chunks (the
@@ -402,15 +445,52 @@ impl Store for EmbeddedStore {
 
     fn put_job(&self, job: &JobRecord, events: &[JobEvent]) -> Result<()> {
         let job_bytes = to_json(job)?;
-        let event_bytes = to_json(&events)?;
         let tx = self.db.begin_write().map_err(dberr)?;
         {
             let mut t = tx.open_table(JOBS).map_err(dberr)?;
             t.insert(job.id.as_str(), job_bytes.as_slice())
                 .map_err(dberr)?;
-            let mut e = tx.open_table(JOB_EVENTS).map_err(dberr)?;
-            e.insert(job.id.as_str(), event_bytes.as_slice())
+            let mut rows = tx.open_table(EVENT_ROWS).map_err(dberr)?;
+            let (from, to) = (format!("{}\u{1}", job.id), format!("{}\u{2}", job.id));
+            let stale: Vec<String> = rows
+                .range(from.as_str()..to.as_str())
+                .map_err(dberr)?
+                .map(|item| item.map(|(k, _)| k.value().to_owned()).map_err(dberr))
+                .collect::<Result<_>>()?;
+            for k in stale {
+                rows.remove(k.as_str()).map_err(dberr)?;
+            }
+            for ev in events {
+                rows.insert(event_key(&job.id, ev.seq).as_str(), to_json(ev)?.as_slice())
+                    .map_err(dberr)?;
+            }
+        }
+        tx.commit().map_err(dberr)
+    }
+
+    fn append_job_event(
+        &self,
+        job: &JobRecord,
+        event: &JobEvent,
+        dropped: Option<u64>,
+    ) -> Result<()> {
+        let job_bytes = to_json(job)?;
+        let event_bytes = to_json(event)?;
+        let tx = self.db.begin_write().map_err(dberr)?;
+        {
+            let mut t = tx.open_table(JOBS).map_err(dberr)?;
+            t.insert(job.id.as_str(), job_bytes.as_slice())
                 .map_err(dberr)?;
+            let mut rows = tx.open_table(EVENT_ROWS).map_err(dberr)?;
+            rows.insert(
+                event_key(&job.id, event.seq).as_str(),
+                event_bytes.as_slice(),
+            )
+            .map_err(dberr)?;
+            if let Some(seq) = dropped {
+                rows.remove(event_key(&job.id, seq).as_str())
+                    .map_err(dberr)?;
+            }
         }
         tx.commit().map_err(dberr)
     }
@@ -420,7 +500,15 @@ impl Store for EmbeddedStore {
     }
 
     fn job_events(&self, id: &str) -> Result<Vec<JobEvent>> {
-        Ok(self.get(JOB_EVENTS, id)?.unwrap_or_default())
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let rows = tx.open_table(EVENT_ROWS).map_err(dberr)?;
+        let (from, to) = (format!("{id}\u{1}"), format!("{id}\u{2}"));
+        let mut out = vec![];
+        for item in rows.range(from.as_str()..to.as_str()).map_err(dberr)? {
+            let (_, v) = item.map_err(dberr)?;
+            out.push(from_json(EVENT_ROWS.name(), v.value())?);
+        }
+        Ok(out)
     }
 
     fn list_jobs(&self, agent: Option<&str>, kind: Option<JobKind>) -> Result<Vec<JobRecord>> {
@@ -699,6 +787,65 @@ mod tests {
         assert_eq!(task.next_chunk, 2);
         assert_eq!(task.agent_transitions["y"], 4);
         assert_eq!(s.load_experience("T-v0", 100).unwrap().transitions.len(), 7);
+    }
+
+    #[test]
+    fn events_are_rows_appended_one_by_one_and_old_arrays_move_to_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let event = |seq: u64| JobEvent {
+            seq,
+            job_id: "j1".into(),
+            job_kind: JobKind::Simulation,
+            agent_id: "a".into(),
+            event: crate::records::EventKind::Progress,
+            status: JobStatus::Running,
+            phase: None,
+            progress: 0.0,
+            metrics: None,
+            message: None,
+            timestamp: seq as f64,
+        };
+        let mut job = JobRecord {
+            id: "j1".into(),
+            kind: JobKind::Simulation,
+            agent_id: "a".into(),
+            task: "T-v0".into(),
+            status: JobStatus::Running,
+            phase: None,
+            progress: 0.0,
+            request: serde_json::json!({}),
+            result: None,
+            error: None,
+            last_seq: 2,
+            attempt: 1,
+            created_at: 0.0,
+            started_at: None,
+            finished_at: None,
+        };
+        {
+            let s = EmbeddedStore::open(dir.path()).unwrap();
+            // What a server before event rows wrote: one array per job.
+            let tx = s.db.begin_write().unwrap();
+            {
+                let mut t = tx.open_table(JOBS).unwrap();
+                t.insert("j1", to_json(&job).unwrap().as_slice()).unwrap();
+                let mut e = tx.open_table(JOB_EVENTS).unwrap();
+                e.insert("j1", to_json(&vec![event(1), event(2)]).unwrap().as_slice())
+                    .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        let seqs = |s: &EmbeddedStore| -> Vec<u64> {
+            s.job_events("j1").unwrap().iter().map(|e| e.seq).collect()
+        };
+        assert_eq!(seqs(&s), [1, 2]);
+        job.last_seq = 3;
+        s.append_job_event(&job, &event(3), Some(2)).unwrap();
+        assert_eq!(seqs(&s), [1, 3], "the third appended, the second dropped");
+        assert_eq!(s.get_job("j1").unwrap().unwrap().last_seq, 3);
+        s.put_job(&job, &[event(7)]).unwrap();
+        assert_eq!(seqs(&s), [7], "put_job replaces the history");
     }
 
     #[test]

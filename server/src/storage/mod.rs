@@ -106,6 +106,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates or replaces a job and its events.
     fn put_job(&self, job: &JobRecord, events: &[JobEvent]) -> Result<()>;
+    /// Stores a job's new state and one new event, dropping its event `dropped` (the
+    /// history is bounded), in one transaction.
+    fn append_job_event(
+        &self,
+        job: &JobRecord,
+        event: &JobEvent,
+        dropped: Option<u64>,
+    ) -> Result<()>;
     /// A job by id.
     fn get_job(&self, id: &str) -> Result<Option<JobRecord>>;
     /// A job's stored events.
