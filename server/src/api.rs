@@ -302,10 +302,12 @@ pub async fn get_job(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct JobQuery {
     /// Only this agent's jobs.
+    #[param(pattern = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")]
     pub agent_id: Option<String>,
     /// Only jobs of this kind.
     pub kind: Option<JobKind>,
-    /// At most this many (default 100).
+    /// At most this many (default 100; more than 1,000 reads as 1,000).
+    #[param(minimum = 0)]
     pub limit: Option<usize>,
 }
 
