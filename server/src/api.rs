@@ -440,18 +440,6 @@ pub async fn simulate(
     check_id("agent_id", &req.agent_id)?;
     caller.speak_for(&req.agent_id)?;
     st.limits.request(&req.agent_id)?;
-    if req.num_trajectories == 0 {
-        return Err(ApiError::unprocessable(
-            ErrorCode::InvalidRequest,
-            "num_trajectories must be at least 1",
-        ));
-    }
-    if req.horizon == Some(0) || req.horizon.is_some_and(|h| h > 1000) {
-        return Err(ApiError::unprocessable(
-            ErrorCode::InvalidRequest,
-            "horizon must be 1..=1000",
-        ));
-    }
     let (work, paths) = prepare_simulation(&st, &req).await?;
     let request = serde_json::to_value(&req).unwrap_or(Value::Null);
     let (job, _) = st.jobs.submit(
@@ -474,12 +462,24 @@ pub async fn simulate(
     ))
 }
 
-/// A simulation's work from its (validated) request, and how many paths it drives. Run
-/// when the request arrives and again when a restart resumes the job.
+/// Validates a simulation request and builds its work; returns it with how many paths it
+/// drives. Run when the request arrives and again when a restart resumes the job.
 pub(crate) async fn prepare_simulation(
     st: &Arc<AppState>,
     req: &SimulateRequest,
 ) -> Result<(Work, usize), ApiError> {
+    if req.num_trajectories == 0 {
+        return Err(ApiError::unprocessable(
+            ErrorCode::InvalidRequest,
+            "num_trajectories must be at least 1",
+        ));
+    }
+    if req.horizon == Some(0) || req.horizon.is_some_and(|h| h > 1000) {
+        return Err(ApiError::unprocessable(
+            ErrorCode::InvalidRequest,
+            "horizon must be 1..=1000",
+        ));
+    }
     let task = usable_task(st, &req.task_description).await?;
     let settings = st.config.compute.clone();
     let params = pipeline::SimulateParams {
@@ -559,29 +559,6 @@ pub async fn train(
     ApiJson(req): ApiJson<TrainRequest>,
 ) -> Result<(StatusCode, Json<TrainAccepted>), ApiError> {
     check_id("agent_id", &req.agent_id)?;
-    let settings = st.config.compute.clone();
-    let rank = req.lora_rank.unwrap_or(settings.lora_rank);
-    if rank == 0 || rank > plasma_packets::limits::MAX_RANK {
-        return Err(ApiError::unprocessable(
-            ErrorCode::InvalidRequest,
-            format!("lora_rank must be 1..={}", plasma_packets::limits::MAX_RANK),
-        ));
-    }
-    let learning_rate = req
-        .learning_rate
-        .unwrap_or(settings.distill.fit.learning_rate);
-    if !(learning_rate.is_finite() && learning_rate > 0.0 && learning_rate <= 1.0) {
-        return Err(ApiError::unprocessable(
-            ErrorCode::InvalidRequest,
-            "learning_rate must be in (0, 1]",
-        ));
-    }
-    if req.num_simulations == 0 {
-        return Err(ApiError::unprocessable(
-            ErrorCode::InvalidRequest,
-            "num_simulations must be at least 1",
-        ));
-    }
     let prepared = prepare_training(&st, &req).await?;
     let (kind, base_training) = (prepared.kind, prepared.base_training.clone());
     let mut request = serde_json::to_value(&req).unwrap_or(Value::Null);
@@ -624,17 +601,35 @@ pub(crate) struct PreparedTraining {
     pub base_training: Option<String>,
 }
 
-/// Resolves a training request (task, base policy, mode) into its work. Run when the
-/// request arrives and again when a restart resumes the job.
+/// Validates a training request and resolves it (task, base policy, mode) into its work.
+/// Run when the request arrives and again when a restart resumes the job.
 pub(crate) async fn prepare_training(
     st: &Arc<AppState>,
     req: &TrainRequest,
 ) -> Result<PreparedTraining, ApiError> {
     let settings = st.config.compute.clone();
     let rank = req.lora_rank.unwrap_or(settings.lora_rank);
+    if rank == 0 || rank > plasma_packets::limits::MAX_RANK {
+        return Err(ApiError::unprocessable(
+            ErrorCode::InvalidRequest,
+            format!("lora_rank must be 1..={}", plasma_packets::limits::MAX_RANK),
+        ));
+    }
     let learning_rate = req
         .learning_rate
         .unwrap_or(settings.distill.fit.learning_rate);
+    if !(learning_rate.is_finite() && learning_rate > 0.0 && learning_rate <= 1.0) {
+        return Err(ApiError::unprocessable(
+            ErrorCode::InvalidRequest,
+            "learning_rate must be in (0, 1]",
+        ));
+    }
+    if req.num_simulations == 0 {
+        return Err(ApiError::unprocessable(
+            ErrorCode::InvalidRequest,
+            "num_simulations must be at least 1",
+        ));
+    }
     let task = usable_task(st, &req.task_name).await?;
     // The base an adapter trains on: the one the request names (e.g. the base of another
     // task with the same spaces, for a changed condition), else the task's own.

@@ -65,3 +65,27 @@ pub fn external_client(url: &str, token: Option<String>) -> Result<PlasmaClient>
 
 /// Random-action experience: plasma-client's, re-exported for the recipes.
 pub use plasma_client::episodes::random_experience;
+
+/// Mean return of `policy` over `episodes` real CartPole-v1 episodes under `physics`
+/// (seeds from 42,000, the recipes' evaluation seeds).
+pub fn mean_return(
+    policy: &plasma_client::EdgePolicy,
+    physics: &plasma_envs::Physics,
+    episodes: usize,
+) -> Result<f64> {
+    let mut actor = policy.actor();
+    let returns = plasma_client::episodes::run_episodes(
+        "CartPole-v1",
+        physics,
+        episodes,
+        42_000,
+        |o| {
+            actor
+                .act(o)
+                .map(|a| a.to_owned())
+                .map_err(|e| plasma_client::ClientError::Invalid(e.to_string()))
+        },
+        |_| {},
+    )?;
+    Ok(returns.iter().sum::<f64>() / returns.len().max(1) as f64)
+}

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Query, Request, State};
 use axum::http::{StatusCode, header};
+use axum::{Extension, Json};
 use plasma_protocol::{ExperienceAccepted, ExperienceBatch};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -17,15 +17,6 @@ use crate::config::Role;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::records::{ChunkRecord, DeletionRecord};
 use crate::wire;
-
-/// The caller the auth middleware recorded (open access when none ran, e.g. in tests of
-/// a bare router).
-fn caller_of(req: &Request) -> Caller {
-    req.extensions()
-        .get::<Caller>()
-        .cloned()
-        .unwrap_or_else(Caller::open)
-}
 
 /// Uploads real experience: a plasma-protocol `ExperienceBatch` as JSON, or its compact
 /// binary form (`Content-Type: application/x-plasma-experience`, see `wire.rs`).
@@ -44,19 +35,20 @@ fn caller_of(req: &Request) -> Caller {
         (status = 429, body = ErrorBody)))]
 pub async fn upload_experience(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     req: Request,
 ) -> Result<(StatusCode, Json<ExperienceAccepted>), ApiError> {
     let metrics = st.metrics.clone();
-    upload(st, req).await.inspect_err(|e| {
+    upload(st, caller, req).await.inspect_err(|e| {
         metrics.experience_refused(e.code());
     })
 }
 
 async fn upload(
     st: Arc<AppState>,
+    caller: Caller,
     req: Request,
 ) -> Result<(StatusCode, Json<ExperienceAccepted>), ApiError> {
-    let caller = caller_of(&req);
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -159,10 +151,10 @@ fn require_admin(caller: &Caller) -> Result<(), ApiError> {
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_experience(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<ExperienceQuery>,
-    req: Request,
 ) -> Result<Json<ExperienceListing>, ApiError> {
-    require_admin(&caller_of(&req))?;
+    require_admin(&caller)?;
     check_id("task", &q.task)?;
     if let Some(a) = &q.agent_id {
         check_id("agent_id", a)?;
@@ -194,10 +186,9 @@ pub async fn list_experience(
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn delete_experience(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<DeleteQuery>,
-    req: Request,
 ) -> Result<Json<DeletionRecord>, ApiError> {
-    let caller = caller_of(&req);
     require_admin(&caller)?;
     check_id("task", &q.task)?;
     let agent = q.agent_id;

@@ -127,6 +127,7 @@ impl EmbeddedStore {
                 continue;
             }
             let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+            let mut records = Vec::with_capacity(task.chunks as usize);
             for chunk in 0..task.chunks {
                 let path = self.chunk_path(&task.name, chunk);
                 let bytes = read_optional(&path)?
@@ -142,11 +143,28 @@ impl EmbeddedStore {
                     uploaded_at: 0.0,
                 };
                 *counts.entry(batch.agent_id).or_default() += record.transitions;
-                self.put(CHUNKS, &chunk_key(&task.name, chunk), &to_json(&record)?)?;
+                records.push(record);
             }
             task.agent_transitions = counts;
             task.next_chunk = task.chunks;
-            self.put_task(&task)?;
+            // The index and the task's counts in one transaction.
+            let tx = self.db.begin_write().map_err(dberr)?;
+            {
+                let mut chunks = tx.open_table(CHUNKS).map_err(dberr)?;
+                for r in &records {
+                    chunks
+                        .insert(
+                            chunk_key(&task.name, r.chunk).as_str(),
+                            to_json(r)?.as_slice(),
+                        )
+                        .map_err(dberr)?;
+                }
+                let mut tasks = tx.open_table(TASKS).map_err(dberr)?;
+                tasks
+                    .insert(task.name.as_str(), to_json(&task)?.as_slice())
+                    .map_err(dberr)?;
+            }
+            tx.commit().map_err(dberr)?;
             tracing::info!(task = %task.name, chunks = task.chunks, "indexed the provenance of stored experience");
         }
         Ok(())

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use plasma_client::episodes::{parse_physics, run_episodes};
+use plasma_client::episodes::parse_physics;
 use plasma_client::protocol::{ExperienceBatch, TrainMode, TrainRequest};
 use plasma_client::{EdgePolicy, PacketCache, Verifier};
 use plasma_envs::Physics;
-use recipes::{local_server, random_experience};
+use recipes::{local_server, mean_return, random_experience};
 
 #[derive(Parser, Debug)]
 #[command(about = "Base policy and LoRA adapter through the API")]
@@ -40,24 +40,6 @@ struct Args {
     /// Small compute settings.
     #[arg(long)]
     quick: bool,
-}
-
-fn evaluate(policy: &EdgePolicy, physics: &Physics, episodes: usize) -> Result<f64> {
-    let mut actor = policy.actor();
-    let r = run_episodes(
-        "CartPole-v1",
-        physics,
-        episodes,
-        42_000,
-        |o| {
-            actor
-                .act(o)
-                .map(|a| a.to_owned())
-                .map_err(|e| plasma_client::ClientError::Invalid(e.to_string()))
-        },
-        |_| {},
-    )?;
-    Ok(r.iter().sum::<f64>() / r.len().max(1) as f64)
 }
 
 async fn upload(
@@ -107,8 +89,8 @@ async fn main() -> Result<()> {
         .train_and_deploy(&train("CartPole-v1", TrainMode::Base, None), true, timeout)
         .await?;
     let policy = EdgePolicy::load_base(cache.clone(), &base.packet)?;
-    let base_default = evaluate(&policy, &Physics::new(), args.episodes)?;
-    let base_changed = evaluate(&policy, &changed, args.episodes)?;
+    let base_default = mean_return(&policy, &Physics::new(), args.episodes)?;
+    let base_changed = mean_return(&policy, &changed, args.episodes)?;
     println!(
         "base packet {} B: {base_default:.1} on the default physics, {base_changed:.1} with {}",
         base.compiled.packet_size, args.change
@@ -131,7 +113,7 @@ async fn main() -> Result<()> {
         )
         .await?;
     policy.apply_adapter(&adapter.packet)?;
-    let adapted = evaluate(&policy, &changed, args.episodes)?;
+    let adapted = mean_return(&policy, &changed, args.episodes)?;
     println!(
         "adapter packet {} B (rank {}): {adapted:.1} with {}",
         adapter.compiled.packet_size, args.rank, args.change

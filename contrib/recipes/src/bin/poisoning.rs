@@ -14,11 +14,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use plasma_client::episodes::run_episodes;
 use plasma_client::protocol::{ExperienceBatch, TrainMode, TrainRequest, Transition};
 use plasma_client::{EdgePolicy, PacketCache, Verifier};
 use plasma_envs::Physics;
-use recipes::{local_server_with, random_experience};
+use recipes::{local_server_with, mean_return, random_experience};
 
 #[derive(Parser, Debug)]
 #[command(about = "The return of a shared base policy with and without a poisoning agent")]
@@ -122,26 +121,12 @@ async fn main() -> Result<()> {
         let key = client.signing_key().await?;
         let cache = Arc::new(PacketCache::open(dir.join("cache"), Verifier::pinned(key))?);
         let policy = EdgePolicy::load_base(cache, &deployed.packet)?;
-        let mut actor = policy.actor();
-        let returns = run_episodes(
-            "CartPole-v1",
-            &physics,
-            args.episodes,
-            42_000,
-            |o| {
-                actor
-                    .act(o)
-                    .map(|a| a.to_owned())
-                    .map_err(|e| plasma_client::ClientError::Invalid(e.to_string()))
-            },
-            |_| {},
-        )?;
-        let mean = returns.iter().sum::<f64>() / returns.len().max(1) as f64;
+        let mean = mean_return(&policy, &physics, args.episodes)?;
         println!(
             "{:<36} fitted on {:>5} transitions, flagged {flagged}, return {mean:.1} over {} episodes",
             case.name,
             fit["transitions"].as_u64().context("fit report")?,
-            returns.len()
+            args.episodes
         );
         rows.push((case.name, mean));
         server.shutdown().await;
