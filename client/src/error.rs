@@ -36,8 +36,14 @@ pub enum ClientError {
     },
     /// The request did not complete after the connection was made (reset, a broken
     /// WebSocket): the server may have acted on it.
-    #[error("transport: {0}")]
-    Transport(String),
+    #[error("transport ({what}): {source}")]
+    Transport {
+        /// What was being done (`POST /train`, `WebSocket`, …).
+        what: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The answer was not what the API promises.
     #[error("unexpected answer: {0}")]
     Decode(String),
@@ -117,13 +123,23 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Connect { .. }
-            | ClientError::Transport(_)
+            | ClientError::Transport { .. }
             | ClientError::Timeout { .. } => true,
             ClientError::Api { status, code, .. } => {
                 (*status == 429 && ErrorCode::parse(code) != ErrorCode::AgentQuotaExceeded)
                     || *status >= 500
             }
             _ => false,
+        }
+    }
+
+    pub(crate) fn transport(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ClientError::Transport {
+            what: what.into(),
+            source: Box::new(source),
         }
     }
 

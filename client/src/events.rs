@@ -47,7 +47,7 @@ impl EventStream {
         let (socket, _) =
             tokio_tungstenite::connect_async_with_config(request, Some(config), false)
                 .await
-                .map_err(|e| ClientError::Transport(format!("WebSocket: {e}")))?;
+                .map_err(|e| ClientError::transport("WebSocket", e))?;
         Ok(EventStream { socket })
     }
 
@@ -55,7 +55,7 @@ impl EventStream {
     /// messages (pong, status, lagged notes) are skipped; a `lagged` note is logged.
     pub async fn next_event(&mut self) -> Result<Option<JobEvent>> {
         while let Some(msg) = self.socket.next().await {
-            let msg = msg.map_err(|e| ClientError::Transport(format!("WebSocket: {e}")))?;
+            let msg = msg.map_err(|e| ClientError::transport("WebSocket", e))?;
             let text = match msg {
                 Message::Text(t) => t,
                 Message::Close(_) => return Ok(None),
@@ -69,17 +69,13 @@ impl EventStream {
                 }) => {
                     tracing::warn!(missed_events, %message, "events were dropped");
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    // A message type of a newer server is skipped; a job event that does
-                    // not read, or a frame that is not JSON, is an error.
-                    let value: serde_json::Value = serde_json::from_str(text.as_str())
-                        .map_err(|e| ClientError::Decode(format!("WebSocket message: {e}")))?;
-                    if value.get("type").and_then(serde_json::Value::as_str) == Some("job_event") {
-                        return Err(ClientError::Decode(format!("job event: {e}")));
-                    }
-                    tracing::debug!(error = %e, "unknown WebSocket message skipped");
+                Ok(WsMessage::Unknown) => {
+                    // A message type of a newer server.
+                    tracing::debug!("unknown WebSocket message skipped");
                 }
+                Ok(_) => {}
+                // A known message that does not read, or a frame that is not JSON.
+                Err(e) => return Err(ClientError::Decode(format!("WebSocket message: {e}"))),
             }
         }
         Ok(None)
@@ -94,7 +90,7 @@ impl EventStream {
                     .into(),
             ))
             .await
-            .map_err(|e| ClientError::Transport(format!("WebSocket: {e}")))
+            .map_err(|e| ClientError::transport("WebSocket", e))
     }
 
     /// The events as a [`Stream`], ending when the server closes the connection.

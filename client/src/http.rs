@@ -96,7 +96,7 @@ impl PlasmaClient {
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
             .build()
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+            .map_err(|e| ClientError::transport("building the HTTP client", e))?;
         Ok(PlasmaClient {
             http,
             base: base.into(),
@@ -148,7 +148,7 @@ impl PlasmaClient {
                     source: Box::new(e),
                 }
             } else {
-                ClientError::Transport(e.to_string())
+                ClientError::transport(format!("{method} {path}"), e)
             };
             (error, None)
         })?;
@@ -490,7 +490,7 @@ async fn read_limited(mut resp: reqwest::Response, limit: usize, what: &str) -> 
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| ClientError::Transport(e.to_string()))?
+        .map_err(|e| ClientError::transport(format!("reading {what}"), e))?
     {
         if out.len() + chunk.len() > limit {
             return Err(ClientError::TooLarge {

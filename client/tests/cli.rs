@@ -61,6 +61,7 @@ fn inspect_run_and_eval_work_offline_and_refuse_tampering() {
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(report["signature"].as_str().unwrap().starts_with("REFUSED"));
+    assert!(!out.status.success(), "a refused signature exits non-zero");
 
     // run: one JSON observation per line in, one JSON action per line out; bad lines get
     // an error line and the server keeps going.

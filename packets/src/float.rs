@@ -2,6 +2,8 @@
 //! trainer, the input to quantization, and the reference that the int8 runtime is
 //! measured against (fidelity tests, the latency benchmark's baseline).
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::{
     ActionSpace, Activation, AdapterBody, AdapterLayer, BaseBody, ObsNorm, QuantLayer,
 };
@@ -9,7 +11,7 @@ use crate::quant::quantize_rows;
 use crate::runtime::{OwnedAction, map_action};
 
 /// One dense f32 layer, weights row-major `out × in`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FloatLayer {
     /// Input width.
     pub in_dim: usize,
@@ -23,8 +25,9 @@ pub struct FloatLayer {
     pub activation: Activation,
 }
 
-/// An f32 policy network with observation normalization and an action space.
-#[derive(Debug, Clone, PartialEq)]
+/// An f32 policy network with observation normalization and an action space. Its serde
+/// form is how the server stores a trained policy between training and compilation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FloatPolicy {
     /// Normalization of raw observations.
     pub obs_norm: ObsNorm,
@@ -34,8 +37,13 @@ pub struct FloatPolicy {
     pub action_space: ActionSpace,
 }
 
-/// The low-rank update of one layer: `ΔW = (alpha / rank) · B · A`.
-#[derive(Debug, Clone, PartialEq)]
+/// The low-rank update of one layer: `ΔW = (alpha / rank) · B · A`. Serialized as the
+/// tuple `[layer, a, b]` (the stored form since the first server).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    from = "(usize, Vec<f32>, Vec<f32>)",
+    into = "(usize, Vec<f32>, Vec<f32>)"
+)]
 pub struct FloatLoraLayer {
     /// Index of the adapted layer.
     pub layer: usize,
@@ -46,7 +54,7 @@ pub struct FloatLoraLayer {
 }
 
 /// An f32 LoRA adapter for a [`FloatPolicy`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FloatLora {
     /// Rank `r`.
     pub rank: usize,
@@ -54,6 +62,18 @@ pub struct FloatLora {
     pub alpha: f32,
     /// Adapted layers.
     pub layers: Vec<FloatLoraLayer>,
+}
+
+impl From<(usize, Vec<f32>, Vec<f32>)> for FloatLoraLayer {
+    fn from((layer, a, b): (usize, Vec<f32>, Vec<f32>)) -> Self {
+        FloatLoraLayer { layer, a, b }
+    }
+}
+
+impl From<FloatLoraLayer> for (usize, Vec<f32>, Vec<f32>) {
+    fn from(l: FloatLoraLayer) -> Self {
+        (l.layer, l.a, l.b)
+    }
 }
 
 impl FloatPolicy {

@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::limits::{MAX_DIM, MAX_LAYERS, MAX_RANK, MAX_STRING_BYTES, MAX_TOTAL_WEIGHTS};
 
-/// Whether a packet holds a whole policy or an adapter for one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Whether a packet holds a whole policy or an adapter for one; also what a training run
+/// trains (plasma-protocol calls it `PolicyKind`). `base` / `adapter` in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
 pub enum PacketKind {
     /// A complete policy.
     Base,
@@ -46,6 +49,7 @@ impl PacketKind {
 
 /// The auditor's verdict recorded in a packet, so an agent can see what it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AuditStatus {
     /// No audit ran (tests, manual builds).
     Unaudited,

@@ -2,7 +2,6 @@
 //! prototype's shapes with fields added, none renamed.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::records::PolicyKind;
 
@@ -83,7 +82,7 @@ pub(crate) fn default_true() -> bool {
 }
 
 /// `POST /simulate` (the Python prototype's shape).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SimulateRequest {
     /// The agent (its WebSocket client id receives the events).
@@ -144,7 +143,7 @@ pub(crate) fn default_simulations() -> usize {
 }
 
 /// `POST /train` (the Python prototype's shape plus `mode`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrainRequest {
     /// The agent.
@@ -212,7 +211,22 @@ pub struct TrainHistory {
     /// The agent.
     pub agent_id: String,
     /// Its training runs, newest first.
-    pub history: Vec<Value>,
+    pub history: Vec<TrainHistoryEntry>,
+}
+
+/// One training run in an agent's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TrainHistoryEntry {
+    /// The run's status, result and audit.
+    #[serde(flatten)]
+    pub view: crate::jobs::JobStatusView,
+    /// The task (also `task` in the view).
+    pub task_name: String,
+    /// Base or adapter, as resolved when the run was accepted.
+    pub mode: Option<PolicyKind>,
+    /// The request.
+    pub request: crate::jobs::JobSpec,
 }
 
 pub(crate) fn default_target() -> String {
@@ -220,7 +234,7 @@ pub(crate) fn default_target() -> String {
 }
 
 /// `POST /instruction-packet/compile` (the Python prototype's shape plus `force`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CompileRequest {
     /// The agent the packet is for.

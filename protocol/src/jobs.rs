@@ -1,9 +1,12 @@
 //! Jobs as the server answers them and job events as it stores and pushes them.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+use crate::api::{CompileRequest, SimulateRequest, TrainRequest};
 use crate::error_body::ErrorDetail;
+use crate::records::{PacketRecord, PolicyKind};
+use crate::reports::{AuditReport, PhaseMetrics, SimulationResult, TrainingResult};
 
 /// The kinds of jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -117,16 +120,137 @@ pub struct JobEvent {
     /// Overall progress, 0 to 1.
     pub progress: f64,
     /// Figures of the phase (losses, returns, verdicts).
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub metrics: Option<Value>,
+    pub metrics: Option<PhaseMetrics>,
     /// A human line.
     pub message: Option<String>,
     /// Unix seconds.
     pub timestamp: f64,
 }
 
-/// A job: its request, state, result and events.
+/// What a job was asked to do: the request as accepted (defaults filled in) and what was
+/// resolved from it. Jobs are data: any process can run a job from its spec. Written as the
+/// request's own JSON (the form stored since the first server); a job record reads it back
+/// by the job's kind ([`JobSpec::read`]), other readers by its shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum JobSpec {
+    /// A training run.
+    Train(TrainJob),
+    /// A phantom-path simulation.
+    Simulate(SimulateRequest),
+    /// A packet compilation.
+    Compile(CompileJob),
+    /// A request of a shape this version does not read (stored by another version).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    Other(Value),
+}
+
+/// A training job: the request and the kind of policy it resolved to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TrainJob {
+    /// The request.
+    #[serde(flatten)]
+    pub request: TrainRequest,
+    /// Base or adapter, as resolved when the job was accepted.
+    #[serde(default)]
+    pub resolved_mode: Option<PolicyKind>,
+}
+
+/// A compilation job: the request and the training run it resolved to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CompileJob {
+    /// The request.
+    #[serde(flatten)]
+    pub request: CompileRequest,
+    /// The training run compiled (the request may say `latest`).
+    #[serde(default)]
+    pub resolved_training: Option<String>,
+}
+
+impl JobSpec {
+    /// The kind of job this spec is for (`None` for an unreadable one).
+    pub fn kind(&self) -> Option<JobKind> {
+        match self {
+            JobSpec::Simulate(_) => Some(JobKind::Simulation),
+            JobSpec::Train(_) => Some(JobKind::Training),
+            JobSpec::Compile(_) => Some(JobKind::Compilation),
+            JobSpec::Other(_) => None,
+        }
+    }
+
+    /// Reads a stored request as a job of `kind`.
+    pub fn read(kind: JobKind, value: Value) -> JobSpec {
+        let typed = match kind {
+            JobKind::Simulation => serde_json::from_value(value.clone()).map(JobSpec::Simulate),
+            JobKind::Training => serde_json::from_value(value.clone()).map(JobSpec::Train),
+            JobKind::Compilation => serde_json::from_value(value.clone()).map(JobSpec::Compile),
+        };
+        typed.unwrap_or(JobSpec::Other(value))
+    }
+}
+
+/// What a complete job produced. Written as the result's own JSON; a job record reads it
+/// back by the job's kind ([`JobOutput::read`]), other readers by its shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+#[allow(clippy::large_enum_variant)]
+pub enum JobOutput {
+    /// A simulation's paths, figures and audit.
+    Simulation(SimulationResult),
+    /// A training run's policy figures and audit.
+    Training(TrainingResult),
+    /// The packet compiled.
+    Compilation(PacketRecord),
+    /// A result of a shape this version does not read (stored by an earlier version).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    Other(Value),
+}
+
+impl JobOutput {
+    /// Reads a stored result of a job of `kind`.
+    pub fn read(kind: JobKind, value: Value) -> JobOutput {
+        let typed = match kind {
+            JobKind::Simulation => serde_json::from_value(value.clone()).map(JobOutput::Simulation),
+            JobKind::Training => serde_json::from_value(value.clone()).map(JobOutput::Training),
+            JobKind::Compilation => {
+                serde_json::from_value(value.clone()).map(JobOutput::Compilation)
+            }
+        };
+        typed.unwrap_or(JobOutput::Other(value))
+    }
+
+    /// The auditor's report in the result, if any.
+    pub fn audit(&self) -> Option<&AuditReport> {
+        match self {
+            JobOutput::Simulation(s) => s.audit.as_ref(),
+            JobOutput::Training(t) => Some(&t.audit),
+            _ => None,
+        }
+    }
+
+    /// The training result, if this is one.
+    pub fn training(&self) -> Option<&TrainingResult> {
+        match self {
+            JobOutput::Training(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The simulation result, if this is one.
+    pub fn simulation(&self) -> Option<&SimulationResult> {
+        match self {
+            JobOutput::Simulation(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A job: its request, state, result and events.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobRecord {
     /// Identifier (`sim_…`, `train_…`, `compile_…`).
@@ -144,11 +268,9 @@ pub struct JobRecord {
     /// Overall progress, 0 to 1.
     pub progress: f64,
     /// The request as accepted (defaults filled in).
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub request: Value,
+    pub request: JobSpec,
     /// The result of a complete job.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub result: Option<Value>,
+    pub result: Option<JobOutput>,
     /// The error of a failed job.
     pub error: Option<ErrorDetail>,
     /// Sequence number of the last event.
@@ -163,6 +285,53 @@ pub struct JobRecord {
     pub started_at: Option<f64>,
     /// Unix seconds.
     pub finished_at: Option<f64>,
+}
+
+/// [`JobRecord`] as stored: request and result read by the job's kind.
+#[derive(Deserialize)]
+struct StoredJob {
+    id: String,
+    kind: JobKind,
+    agent_id: String,
+    task: String,
+    status: JobStatus,
+    phase: Option<String>,
+    progress: f64,
+    request: Value,
+    result: Option<Value>,
+    error: Option<ErrorDetail>,
+    last_seq: u64,
+    #[serde(default)]
+    attempt: u32,
+    created_at: f64,
+    started_at: Option<f64>,
+    finished_at: Option<f64>,
+}
+
+impl<'de> Deserialize<'de> for JobRecord {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let j = StoredJob::deserialize(d)?;
+        Ok(JobRecord {
+            request: JobSpec::read(j.kind, j.request),
+            result: j
+                .result
+                .filter(|r| !r.is_null())
+                .map(|r| JobOutput::read(j.kind, r)),
+            id: j.id,
+            kind: j.kind,
+            agent_id: j.agent_id,
+            task: j.task,
+            status: j.status,
+            phase: j.phase,
+            progress: j.progress,
+            error: j.error,
+            last_seq: j.last_seq,
+            attempt: j.attempt,
+            created_at: j.created_at,
+            started_at: j.started_at,
+            finished_at: j.finished_at,
+        })
+    }
 }
 
 /// A job as answered by the job endpoints.
@@ -182,6 +351,12 @@ pub struct JobView {
 pub struct JobStatusView {
     /// The simulation or training id.
     pub id: String,
+    /// The id again, under the name the simulation endpoints use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulation_id: Option<String>,
+    /// The id again, under the name the training endpoints use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_id: Option<String>,
     /// `queued`, `running`, `complete`, `failed`, `cancelled`, `interrupted`.
     pub status: JobStatus,
     /// 0 to 1.
@@ -193,11 +368,9 @@ pub struct JobStatusView {
     /// The task.
     pub task: String,
     /// The result when complete.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub result: Option<Value>,
+    pub result: Option<JobOutput>,
     /// The auditor's verdict, when one ran.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub audit: Option<Value>,
+    pub audit: Option<AuditReport>,
     /// The error message when failed.
     pub error: Option<String>,
     /// The error code when failed.

@@ -20,6 +20,7 @@ mod experience;
 mod ident;
 mod jobs;
 mod records;
+pub mod reports;
 mod space;
 mod task;
 mod termination;
@@ -29,15 +30,20 @@ pub mod ws;
 pub use action::{Action, ActionError, ActionRef};
 pub use api::{
     CompileRequest, CompileResponse, ExperienceAccepted, Health, SigningKey, SimulateAccepted,
-    SimulateRequest, Status, TrainAccepted, TrainHistory, TrainMode, TrainRequest,
+    SimulateRequest, Status, TrainAccepted, TrainHistory, TrainHistoryEntry, TrainMode,
+    TrainRequest,
 };
 pub use error_body::{ErrorBody, ErrorCode, ErrorDetail};
 pub use experience::{
     ExperienceBatch, ExperienceError, MAX_BATCH_TRANSITIONS, ObsField, Transition,
 };
 pub use ident::{IdentifierError, MAX_IDENTIFIER_LEN, validate_identifier};
-pub use jobs::{EventKind, JobEvent, JobKind, JobRecord, JobStatus, JobStatusView, JobView};
+pub use jobs::{
+    CompileJob, EventKind, JobEvent, JobKind, JobOutput, JobRecord, JobSpec, JobStatus,
+    JobStatusView, JobView, TrainJob,
+};
 pub use records::{ChunkRecord, DeletionRecord, PacketRecord, PolicyKind, TaskRecord};
+pub use reports::{AuditReport, PhaseMetrics, SimulationResult, TrainingResult, WorldModelFit};
 pub use space::{MAX_SPACE_DIM, Space, SpaceError};
 pub use task::{TaskError, TaskSpec};
 pub use termination::{Termination, TerminationError};

@@ -78,16 +78,8 @@ pub struct DeletionRecord {
     pub tainted_packets: Vec<String>,
 }
 
-/// Base policy or LoRA adapter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum PolicyKind {
-    /// A full policy.
-    Base,
-    /// A LoRA adapter on a base policy.
-    Adapter,
-}
+/// Base policy or LoRA adapter: one concept with the packet's kind (plasma-packets owns it).
+pub use plasma_packets::PacketKind as PolicyKind;
 
 /// A stored packet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,7 +106,7 @@ pub struct PacketRecord {
     /// zstd level.
     pub compression_level: i32,
     /// Audit status recorded in the packet (`Approved`, `ForcedAfterRejection`).
-    pub audit: String,
+    pub audit: plasma_packets::AuditStatus,
     /// The auditor's one-line summary.
     pub audit_summary: String,
     /// Hex ed25519 public key that signed it.

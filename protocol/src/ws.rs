@@ -18,6 +18,8 @@ pub enum WsRequest {
 /// What the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+// Job events dominate the traffic; boxing them would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 pub enum WsMessage {
     /// A job event (replayed on connect, then live).
     JobEvent(JobEvent),
@@ -52,6 +54,9 @@ pub enum WsMessage {
         /// `binary_not_supported`).
         error: ErrorDetail,
     },
+    /// A message type this version does not know (a newer server's); never sent.
+    #[serde(other)]
+    Unknown,
 }
 
 #[cfg(test)]
@@ -89,5 +94,12 @@ mod tests {
             r#"{"type":"status_update"}"#
         );
         assert!(serde_json::from_str::<WsRequest>(r#"{"type":"nope"}"#).is_err());
+        // A newer server's message type reads as unknown; a known one that does not fit
+        // its type is an error.
+        assert_eq!(
+            serde_json::from_str::<WsMessage>(r#"{"type":"news","x":1}"#).unwrap(),
+            WsMessage::Unknown
+        );
+        assert!(serde_json::from_str::<WsMessage>(r#"{"type":"job_event","seq":"x"}"#).is_err());
     }
 }

@@ -4,6 +4,8 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
 use plasma_world_model::audit::AgentCheckConfig;
 use plasma_world_model::{
     Cem, CemConfig, DistillConfig, EnsembleConfig, PolicyConfig, RecipeConfig, TrainConfig,
@@ -264,6 +266,16 @@ pub enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    /// The name in files and the environment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Human => "human",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -289,30 +301,45 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
 }
 
-/// Merges TOML `overlay` into `base`: tables key by key, everything else replaced.
-fn merge(base: &mut toml::Value, overlay: toml::Value) {
-    match (base, overlay) {
-        (toml::Value::Table(b), toml::Value::Table(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(existing) => merge(existing, v),
-                    None => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (b, o) => *b = o,
-    }
-}
+/// The environment variables the configuration reads (DESIGN.md's names and the
+/// prototype's), each with the key it sets and whether its value is parsed (numbers,
+/// booleans) or taken as text. `PLASMA_ADMIN_TOKENS` / `PLASMA_AGENT_TOKENS` add tokens
+/// (see [`Config::apply_tokens`]).
+const ENV_KEYS: &[(&str, &str, EnvValue)] = &[
+    ("WORLD_MODEL_SERVER_HOST", "server.host", EnvValue::Text),
+    ("WORLD_MODEL_SERVER_PORT", "server.port", EnvValue::Parsed),
+    (
+        "WORLD_MODEL_CHECKPOINT_PATH",
+        "storage.data_dir",
+        EnvValue::Text,
+    ),
+    ("WORLD_MODEL_DEVICE", "compute.device", EnvValue::Text),
+    ("LORA_RANK", "compute.lora_rank", EnvValue::Parsed),
+    ("LORA_ALPHA", "compute.lora_alpha", EnvValue::Parsed),
+    (
+        "LEARNING_RATE",
+        "compute.distill.fit.learning_rate",
+        EnvValue::Parsed,
+    ),
+    ("TARGET_DEVICE", "packets.target_device", EnvValue::Text),
+    ("QUANTIZATION", "packets.quantization", EnvValue::Lowercase),
+    (
+        "COMPRESSION_LEVEL",
+        "packets.compression_level",
+        EnvValue::Parsed,
+    ),
+    ("PLASMA_LOG_FORMAT", "log.format", EnvValue::Text),
+];
 
-fn parse_toml(what: &str, text: &str) -> Result<toml::Value, ConfigError> {
-    text.parse::<toml::Table>()
-        .map(toml::Value::Table)
-        .map_err(|e| ConfigError::Parse {
-            what: what.into(),
-            message: e.to_string(),
-        })
+/// How an environment variable's text becomes a value.
+#[derive(Debug, Clone, Copy)]
+enum EnvValue {
+    /// As it is (paths, names, addresses).
+    Text,
+    /// Lower-cased text.
+    Lowercase,
+    /// A number or boolean.
+    Parsed,
 }
 
 impl Default for Config {
@@ -323,18 +350,49 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The defaults with TOML documents laid over them in order.
+    /// The defaults with TOML documents laid over them in order (tables merged key by
+    /// key, everything else replaced).
     pub fn from_layers(layers: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let mut value = parse_toml("config/default.toml", DEFAULT_TOML)?;
-        for (what, text) in layers {
-            merge(&mut value, parse_toml(what, text)?);
-        }
-        value
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse {
-                what: "(merged)".into(),
-                message: e.to_string(),
+        Self::extract(Self::figment(layers), &|_: &str| None)
+    }
+
+    /// Figment's layers: the default file, then `layers`.
+    fn figment(layers: &[(&str, &str)]) -> Figment {
+        layers
+            .iter()
+            .fold(Figment::from(Toml::string(DEFAULT_TOML)), |f, (_, text)| {
+                f.merge(Toml::string(text))
             })
+    }
+
+    /// The merged configuration; an error names the document or environment variable it
+    /// came from.
+    fn extract(
+        figment: Figment,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        figment.extract().map_err(|e: figment::Error| {
+            let key = e.path.join(".");
+            for (name, path, _) in ENV_KEYS {
+                if *path == key
+                    && let Some(value) = env(name)
+                {
+                    return ConfigError::Env {
+                        name: (*name).into(),
+                        value,
+                        message: e.kind.to_string(),
+                    };
+                }
+            }
+            ConfigError::Parse {
+                what: e
+                    .metadata
+                    .as_ref()
+                    .map(|m| m.name.to_string())
+                    .unwrap_or_else(|| "(merged)".into()),
+                message: e.to_string(),
+            }
+        })
     }
 
     /// Loads the configuration: defaults, then `file` if given, then the environment as
@@ -353,98 +411,56 @@ impl Config {
             })?;
             layers.push((path.to_str().unwrap_or("config file"), text.as_str()));
         }
-        let mut config = Config::from_layers(&layers)?;
-        config.apply_env(env)?;
-        config.apply_overrides(overrides);
+        let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let mut figment = Self::figment(&layers);
+        for (name, path, kind) in ENV_KEYS {
+            if let Some(v) = get(name) {
+                let v = v.trim();
+                let value = match kind {
+                    EnvValue::Text => figment::value::Value::from(v.to_owned()),
+                    EnvValue::Lowercase => figment::value::Value::from(v.to_ascii_lowercase()),
+                    EnvValue::Parsed => v.parse().unwrap_or_else(|never| match never {}),
+                };
+                figment = figment.merge(Serialized::default(path, value));
+            }
+        }
+        let o = overrides;
+        let flags: [(&str, Option<figment::value::Value>); 5] = [
+            ("server.host", o.host.map(|h| h.to_string().into())),
+            ("server.port", o.port.map(Into::into)),
+            (
+                "storage.data_dir",
+                o.data_dir.as_ref().map(|d| d.display().to_string().into()),
+            ),
+            ("compute.device", o.device.clone().map(Into::into)),
+            (
+                "log.format",
+                o.log_format.map(|f| f.as_str().to_owned().into()),
+            ),
+        ];
+        for (path, value) in flags {
+            if let Some(value) = value {
+                figment = figment.merge(Serialized::default(path, value));
+            }
+        }
+        let mut config = Self::extract(figment, &get)?;
+        config.apply_tokens(&get);
         config.validate()?;
         Ok(config)
     }
 
-    /// Applies the environment variables listed in `config/default.toml`.
-    pub fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        fn parsed<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            value.trim().parse().map_err(|e: T::Err| ConfigError::Env {
-                name: name.into(),
-                value: value.into(),
-                message: e.to_string(),
-            })
-        }
-        let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        if let Some(v) = get("WORLD_MODEL_SERVER_HOST") {
-            self.server.host = parsed("WORLD_MODEL_SERVER_HOST", &v)?;
-        }
-        if let Some(v) = get("WORLD_MODEL_SERVER_PORT") {
-            self.server.port = parsed("WORLD_MODEL_SERVER_PORT", &v)?;
-        }
-        if let Some(v) = get("WORLD_MODEL_CHECKPOINT_PATH") {
-            self.storage.data_dir = PathBuf::from(v);
-        }
-        if let Some(v) = get("WORLD_MODEL_DEVICE") {
-            self.compute.device = v.trim().to_owned();
-        }
-        if let Some(v) = get("LORA_RANK") {
-            self.compute.lora_rank = parsed("LORA_RANK", &v)?;
-        }
-        if let Some(v) = get("LORA_ALPHA") {
-            self.compute.lora_alpha = parsed("LORA_ALPHA", &v)?;
-        }
-        if let Some(v) = get("LEARNING_RATE") {
-            self.compute.distill.fit.learning_rate = parsed("LEARNING_RATE", &v)?;
-        }
-        if let Some(v) = get("TARGET_DEVICE") {
-            self.packets.target_device = v.trim().to_owned();
-        }
-        if let Some(v) = get("QUANTIZATION") {
-            self.packets.quantization = v.trim().to_ascii_lowercase();
-        }
-        if let Some(v) = get("COMPRESSION_LEVEL") {
-            self.packets.compression_level = parsed("COMPRESSION_LEVEL", &v)?;
-        }
-        if let Some(v) = get("PLASMA_LOG_FORMAT") {
-            self.log.format = match v.trim() {
-                "json" => LogFormat::Json,
-                "human" => LogFormat::Human,
-                other => {
-                    return Err(ConfigError::Env {
-                        name: "PLASMA_LOG_FORMAT".into(),
-                        value: other.into(),
-                        message: "expected \"human\" or \"json\"".into(),
-                    });
-                }
-            };
-        }
+    /// Adds the tokens of `PLASMA_ADMIN_TOKENS` and `PLASMA_AGENT_TOKENS` (comma-separated
+    /// `TOKEN` or `agent+agent@TOKEN` entries) to those of the files.
+    pub fn apply_tokens(&mut self, env: &dyn Fn(&str) -> Option<String>) {
         for (name, role) in [
             ("PLASMA_ADMIN_TOKENS", Role::Admin),
             ("PLASMA_AGENT_TOKENS", Role::Agent),
         ] {
-            if let Some(v) = get(name) {
+            if let Some(v) = env(name) {
                 for entry in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
                     self.auth.tokens.push(parse_token_entry(entry, role));
                 }
             }
-        }
-        Ok(())
-    }
-
-    /// Applies command-line values.
-    pub fn apply_overrides(&mut self, o: &Overrides) {
-        if let Some(h) = o.host {
-            self.server.host = h;
-        }
-        if let Some(p) = o.port {
-            self.server.port = p;
-        }
-        if let Some(d) = &o.data_dir {
-            self.storage.data_dir = d.clone();
-        }
-        if let Some(d) = &o.device {
-            self.compute.device = d.clone();
-        }
-        if let Some(f) = o.log_format {
-            self.log.format = f;
         }
     }
 

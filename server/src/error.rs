@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 pub use plasma_protocol::{ErrorBody, ErrorCode, ErrorDetail};
 use thiserror::Error;
 
+use crate::service::ServiceError;
 use crate::storage::StoreError;
 
 /// An error a handler answers with.
@@ -227,5 +228,19 @@ pub fn code_for_status(status: StatusCode) -> ErrorCode {
         StatusCode::SERVICE_UNAVAILABLE => ErrorCode::Unavailable,
         s if s.is_server_error() => ErrorCode::Internal,
         _ => ErrorCode::Error,
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound { code, message } => ApiError::NotFound { code, message },
+            ServiceError::Conflict { code, message } => ApiError::Conflict { code, message },
+            ServiceError::Invalid { code, message } => ApiError::Unprocessable { code, message },
+            ServiceError::QueueFull(n) => ApiError::QueueFull(n),
+            ServiceError::Unavailable(m) => ApiError::Unavailable(m),
+            ServiceError::Store(e) => e.into(),
+            ServiceError::Internal(m) => ApiError::Internal(m),
+        }
     }
 }

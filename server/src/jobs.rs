@@ -1,18 +1,26 @@
 //! The job runner: bounded concurrency and a bounded queue, compute on blocking threads,
 //! cancellation, sequence-numbered events persisted with the job and broadcast to
 //! WebSocket subscribers.
+//!
+//! Persistence runs on one writer thread per runner, off the async runtime and outside
+//! every lock: an event is queued for it under its job's lock (so a job's events are
+//! written in order) and written after; subscribers receive it once it is durable. A
+//! job's acceptance and its end are awaited until durable, so a 202 or a result is never
+//! answered for a job that a crash could lose.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use tokio::sync::{Semaphore, broadcast};
+use plasma_protocol::reports::{AuditReport, PhaseMetrics};
+use plasma_protocol::{JobOutput, JobSpec};
+use tokio::sync::{Semaphore, broadcast, oneshot};
 
-use crate::error::{ApiError, ErrorCode, ErrorDetail};
+use crate::error::{ErrorCode, ErrorDetail};
 use crate::metrics::Metrics;
 use crate::records::{EventKind, JobEvent, JobKind, JobRecord, JobStatus, now_secs};
+use crate::service::ServiceError;
 use crate::storage::Store;
 
 /// How a job's work ended other than with a result.
@@ -30,7 +38,7 @@ pub enum JobFailure {
 }
 
 /// The work of a job, run on a blocking thread.
-pub type Work = Box<dyn FnOnce(&JobContext) -> Result<Value, JobFailure> + Send + 'static>;
+pub type Work = Box<dyn FnOnce(&JobContext) -> Result<JobOutput, JobFailure> + Send + 'static>;
 
 struct LiveJob {
     record: JobRecord,
@@ -43,9 +51,54 @@ struct Live {
     cancel: AtomicBool,
 }
 
+/// Work for the writer thread.
+enum Write {
+    /// A job's new state and one new event (`dropped`: an old event to delete, the history
+    /// being bounded); `done` is told once it is durable (or failed).
+    Event {
+        job: Box<JobRecord>,
+        event: Box<JobEvent>,
+        dropped: Option<u64>,
+        done: Option<oneshot::Sender<()>>,
+    },
+    /// Told when every write queued before it is done.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Writes jobs and events in the order they were queued, then broadcasts each event.
+fn writer(
+    store: Arc<dyn Store>,
+    events: broadcast::Sender<Arc<JobEvent>>,
+    writes: mpsc::Receiver<Write>,
+) {
+    for w in writes {
+        match w {
+            Write::Event {
+                job,
+                event,
+                dropped,
+                done,
+            } => {
+                if let Err(e) = store.append_job_event(&job, &event, dropped) {
+                    tracing::error!(job = %job.id, error = %e, "cannot persist job");
+                }
+                let _ = events.send(Arc::from(event));
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
+            Write::Flush(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
 /// Shared state of the runner.
 pub struct Jobs {
-    store: Arc<dyn Store>,
+    /// `None` once closed.
+    writes: Mutex<Option<mpsc::Sender<Write>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     events: broadcast::Sender<Arc<JobEvent>>,
     permits: Arc<Semaphore>,
     capacity: usize,
@@ -79,17 +132,24 @@ pub fn new_id(kind: JobKind) -> String {
 }
 
 impl Jobs {
-    /// A runner with `max_concurrent` compute slots and room for `queue` waiting jobs.
+    /// A runner with `max_concurrent` compute slots and room for `queue` waiting jobs; its
+    /// writer thread ends when the runner is dropped.
     pub fn new(
         store: Arc<dyn Store>,
         max_concurrent: usize,
         queue: usize,
         max_events: usize,
         metrics: Arc<Metrics>,
-    ) -> Arc<Jobs> {
+    ) -> std::io::Result<Arc<Jobs>> {
         let (events, _) = broadcast::channel(1024);
-        Arc::new(Jobs {
-            store,
+        let (writes, pending) = mpsc::channel();
+        let w_events = events.clone();
+        let handle = std::thread::Builder::new()
+            .name("plasma-job-writer".into())
+            .spawn(move || writer(store, w_events, pending))?;
+        Ok(Arc::new(Jobs {
+            writes: Mutex::new(Some(writes)),
+            writer: Mutex::new(Some(handle)),
             events,
             permits: Arc::new(Semaphore::new(max_concurrent)),
             capacity: max_concurrent + queue,
@@ -99,7 +159,34 @@ impl Jobs {
             max_events,
             shutting_down: AtomicBool::new(false),
             metrics,
-        })
+        }))
+    }
+
+    /// Waits until every job write queued so far is durable.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.send(Write::Flush(tx)) {
+            let _ = rx.await;
+        }
+    }
+
+    /// Writes what is queued, then stops the writer thread (and so releases its hold on
+    /// the store): the last step of a shutdown. Later events are not recorded.
+    pub async fn close(&self) {
+        let sender = self.writes.lock().ok().and_then(|mut w| w.take());
+        drop(sender);
+        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+
+    fn send(&self, write: Write) -> bool {
+        self.writes
+            .lock()
+            .ok()
+            .and_then(|w| w.as_ref().map(|w| w.send(write).is_ok()))
+            .unwrap_or(false)
     }
 
     /// A receiver of every job event from now on.
@@ -163,8 +250,7 @@ impl Jobs {
 
     /// Stops accepting jobs and stops the live ones at their next safe point (their
     /// cancellation check), recording them queued again (`requeued`): the next start runs
-    /// them from the beginning. Compilations, which the next start does not resume, are
-    /// recorded interrupted.
+    /// them from the beginning.
     pub fn shutdown(self: &Arc<Self>) {
         self.shutting_down.store(true, Ordering::SeqCst);
         let live: Vec<Arc<Live>> = self
@@ -174,28 +260,15 @@ impl Jobs {
             .unwrap_or_default();
         for job in live {
             job.cancel.store(true, Ordering::SeqCst);
-            let kind = job.state.lock().map(|s| s.record.kind).ok();
-            if kind == Some(JobKind::Compilation) {
-                self.emit(
-                    &job,
-                    EventKind::Interrupted,
-                    Some(JobStatus::Interrupted),
-                    None,
-                    None,
-                    None,
-                    Some("the server is shutting down".into()),
-                );
-            } else {
-                self.emit(
-                    &job,
-                    EventKind::Requeued,
-                    Some(JobStatus::Queued),
-                    None,
-                    Some(0.0),
-                    None,
-                    Some("the server is shutting down; the job runs again when it restarts".into()),
-                );
-            }
+            self.emit(
+                &job,
+                EventKind::Requeued,
+                Some(JobStatus::Queued),
+                None,
+                Some(0.0),
+                None,
+                Some("the server is shutting down; the job runs again when it restarts".into()),
+            );
         }
     }
 
@@ -204,18 +277,21 @@ impl Jobs {
         self.live.lock().map(|l| l.len()).unwrap_or(0)
     }
 
-    /// Accepts a job: stores it as queued and runs `work` when a compute slot frees
-    /// (compilations run at once). 429 when the queue is full, 503 while shutting down.
-    pub fn submit(
+    /// Accepts a job: stores it as queued (durably, before returning) and runs `work` when
+    /// a compute slot frees (compilations run at once). 429 when the queue is full, 503
+    /// while shutting down.
+    pub async fn submit(
         self: &Arc<Self>,
         kind: JobKind,
         agent_id: &str,
         task: &str,
-        request: Value,
+        request: JobSpec,
         work: Work,
-    ) -> Result<(JobRecord, tokio::sync::oneshot::Receiver<JobRecord>), ApiError> {
+    ) -> Result<(JobRecord, tokio::sync::oneshot::Receiver<JobRecord>), ServiceError> {
         if self.shutting_down.load(Ordering::SeqCst) {
-            return Err(ApiError::Unavailable("the server is shutting down".into()));
+            return Err(ServiceError::Unavailable(
+                "the server is shutting down".into(),
+            ));
         }
         // Compilation is light (quantize, sign, write a few KiB): it neither waits for a
         // compute slot nor counts against the queue, so a compile request is never stuck
@@ -228,7 +304,7 @@ impl Jobs {
             });
         if taken.is_err() {
             self.metrics.job_rejected(kind);
-            return Err(ApiError::QueueFull(self.capacity));
+            return Err(ServiceError::QueueFull(self.capacity));
         }
         let record = JobRecord {
             id: new_id(kind),
@@ -248,12 +324,14 @@ impl Jobs {
             finished_at: None,
         };
         self.metrics.job_submitted(kind);
-        Ok(self.enqueue(record, vec![], EventKind::Queued, None, work))
+        Ok(self
+            .enqueue(record, vec![], EventKind::Queued, None, work)
+            .await)
     }
 
     /// Queues again a job of a previous run found queued or running at start-up, under
     /// its id and with its events, to run from its start.
-    pub fn resume(
+    pub async fn resume(
         self: &Arc<Self>,
         mut record: JobRecord,
         events: Vec<JobEvent>,
@@ -267,12 +345,13 @@ impl Jobs {
         record.started_at = None;
         record.finished_at = None;
         self.enqueue(record, events, EventKind::Requeued, Some(message), work)
+            .await
             .0
     }
 
-    /// Registers a live job (its queue slot already taken), records `event` and runs `work`
-    /// when a compute slot frees (compilations at once).
-    fn enqueue(
+    /// Registers a live job (its queue slot already taken), records `event` (durably) and
+    /// runs `work` when a compute slot frees (compilations at once).
+    async fn enqueue(
         self: &Arc<Self>,
         record: JobRecord,
         events: Vec<JobEvent>,
@@ -292,7 +371,7 @@ impl Jobs {
         if let Ok(mut l) = self.live.lock() {
             l.insert(record.id.clone(), live.clone());
         }
-        self.emit(
+        let durable = self.emit(
             &live,
             event,
             Some(JobStatus::Queued),
@@ -301,6 +380,9 @@ impl Jobs {
             None,
             message,
         );
+        if let Some(durable) = durable {
+            let _ = durable.await;
+        }
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let jobs = self.clone();
         tokio::spawn(async move {
@@ -315,7 +397,7 @@ impl Jobs {
                     drop(permit);
                     r
                 }
-                Err(_) => jobs.finish(&live, Err(JobFailure::Cancelled)),
+                Err(_) => jobs.finish(&live, Err(JobFailure::Cancelled)).await,
             };
             jobs.in_flight.fetch_sub(1, Ordering::SeqCst);
             if let Ok(mut l) = jobs.live.lock()
@@ -331,14 +413,15 @@ impl Jobs {
 
     async fn run(self: Arc<Self>, live: Arc<Live>, work: Work) -> JobRecord {
         if live.cancel.load(Ordering::SeqCst) {
-            return self.finish(&live, Err(JobFailure::Cancelled));
+            return self.finish(&live, Err(JobFailure::Cancelled)).await;
         }
         self.running.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut s) = live.state.lock() {
             s.record.started_at = Some(now_secs());
             s.record.attempt += 1;
         }
-        self.emit(
+        // Durable before the work starts: a crash from here on counts as an attempt.
+        let started = self.emit(
             &live,
             EventKind::Started,
             Some(JobStatus::Running),
@@ -347,6 +430,9 @@ impl Jobs {
             None,
             None,
         );
+        if let Some(started) = started {
+            let _ = started.await;
+        }
         let ctx = JobContext {
             jobs: self.clone(),
             live: live.clone(),
@@ -369,10 +455,11 @@ impl Jobs {
             }
             other => other,
         };
-        self.finish(&live, outcome)
+        self.finish(&live, outcome).await
     }
 
-    fn finish(&self, live: &Arc<Live>, outcome: Result<Value, JobFailure>) -> JobRecord {
+    /// Records how a job ended (durably, before returning).
+    async fn finish(&self, live: &Arc<Live>, outcome: Result<JobOutput, JobFailure>) -> JobRecord {
         let stopping = self.shutting_down.load(Ordering::SeqCst);
         if stopping && matches!(outcome, Err(JobFailure::Cancelled)) {
             // Stopped by the shutdown: `shutdown` recorded it queued again (or
@@ -409,7 +496,9 @@ impl Jobs {
             }
         }
         let progress = live.state.lock().map(|s| s.record.progress).ok();
-        self.emit(live, kind, Some(status), None, progress, None, message);
+        if let Some(durable) = self.emit(live, kind, Some(status), None, progress, None, message) {
+            let _ = durable.await;
+        }
         let record = live
             .state
             .lock()
@@ -419,7 +508,9 @@ impl Jobs {
         record
     }
 
-    /// Appends an event to a live job, persists the job and broadcasts the event.
+    /// Appends an event to a live job and queues the job's new state and the event for the
+    /// writer (which broadcasts the event once written); the receiver is told when it is
+    /// durable (`None`: nothing was written, the job having ended).
     #[allow(clippy::too_many_arguments)]
     fn emit(
         &self,
@@ -428,14 +519,14 @@ impl Jobs {
         status: Option<JobStatus>,
         phase: Option<&str>,
         progress: Option<f64>,
-        metrics: Option<Value>,
+        metrics: Option<PhaseMetrics>,
         message: Option<String>,
-    ) {
+    ) -> Option<oneshot::Receiver<()>> {
         let Ok(mut s) = live.state.lock() else {
-            return;
+            return None;
         };
         if s.record.status.is_terminal() {
-            return; // e.g. interrupted by shutdown, then finished by the worker
+            return None; // e.g. cancelled, then finished by the worker
         }
         if let Some(st) = status {
             s.record.status = st;
@@ -466,13 +557,18 @@ impl Jobs {
             // Keep the first event (queued) and the newest ones.
             dropped = Some(s.events.remove(1).seq);
         }
-        // Written under the live job's lock: whatever a reader of the live job sees is
-        // already durable (a restart after it cannot find the job in an older state).
-        if let Err(e) = self.store.append_job_event(&s.record, &ev, dropped) {
-            tracing::error!(job = %s.record.id, error = %e, "cannot persist job");
-        }
+        // Queued under the job's lock, so that its events are written in order; written
+        // by the writer thread, with no lock held.
+        let (tx, rx) = oneshot::channel();
+        let write = Write::Event {
+            job: Box::new(s.record.clone()),
+            event: Box::new(ev),
+            dropped,
+            done: Some(tx),
+        };
+        let queued = self.send(write);
         drop(s);
-        let _ = self.events.send(Arc::new(ev));
+        queued.then_some(rx)
     }
 }
 
@@ -486,13 +582,22 @@ impl JobContext {
             .unwrap_or_default()
     }
 
+    /// When the job was accepted (Unix seconds): fixed for the job, also when it runs again.
+    pub fn created_at(&self) -> f64 {
+        self.live
+            .state
+            .lock()
+            .map(|s| s.record.created_at)
+            .unwrap_or_default()
+    }
+
     /// Whether the job was cancelled (or the server is stopping).
     pub fn cancelled(&self) -> bool {
         self.live.cancel.load(Ordering::SeqCst)
     }
 
     /// Reports progress; events closer than 200 ms in the same phase are coalesced.
-    pub fn progress(&self, phase: &str, fraction: f64, metrics: Option<Value>) {
+    pub fn progress(&self, phase: &str, fraction: f64, metrics: Option<PhaseMetrics>) {
         if self.stopped_by_shutdown() {
             return; // recorded queued again: its late progress is not news
         }
@@ -526,7 +631,7 @@ impl JobContext {
     }
 
     /// Reports the auditor's verdict.
-    pub fn audit(&self, verdict: Value) {
+    pub fn audit(&self, verdict: AuditReport) {
         if self.stopped_by_shutdown() {
             return;
         }
@@ -536,18 +641,18 @@ impl JobContext {
             None,
             Some("audit"),
             None,
-            Some(verdict),
+            Some(PhaseMetrics::Audit(verdict)),
             None,
         );
     }
 }
 
 impl crate::pipeline::Progress for &JobContext {
-    fn report(&mut self, phase: &str, fraction: f64, metrics: Option<Value>) {
+    fn report(&mut self, phase: &str, fraction: f64, metrics: Option<PhaseMetrics>) {
         JobContext::progress(self, phase, fraction, metrics);
     }
 
-    fn audit(&mut self, verdict: Value) {
+    fn audit(&mut self, verdict: AuditReport) {
         JobContext::audit(self, verdict);
     }
 

@@ -10,7 +10,10 @@
 //! - [`jobs`]: bounded job runner with progress events and cancellation.
 //! - [`pipeline`]: the compute behind the jobs (world model, planner, policy, audit,
 //!   packets); the place where the world-model crate's `distill` plugs in.
-//! - [`api`], [`ws`], [`auth`], [`metrics`]: HTTP handlers, WebSocket, tokens, Prometheus.
+//! - [`service`]: one executor per job kind (simulate, train, compile) that validates a
+//!   job's spec, resolves what it names and builds its work, apart from HTTP.
+//! - [`api`], [`ws`], [`auth`], [`metrics`]: HTTP handlers (one module per resource),
+//!   WebSocket, tokens, Prometheus.
 //! - [`start`] runs a server in the current tokio runtime and returns a
 //!   [`RunningServer`] handle (the binary and the tests use it alike).
 
@@ -24,6 +27,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod records;
 pub mod recovery;
+pub mod service;
 pub mod storage;
 pub mod ws;
 
@@ -43,7 +47,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use plasma_packets::signing::PacketSigner;
-use plasma_world_model::PolicyModel;
 use thiserror::Error;
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -59,35 +62,32 @@ use crate::config::Config;
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail, code_for_status};
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
+use crate::service::Service;
 use crate::storage::{EmbeddedStore, Store};
 
-/// Everything the handlers share.
+/// Everything the handlers share: the service layer (configuration, storage, jobs, key;
+/// reachable through `Deref`) and what only HTTP needs.
 pub struct AppState {
-    /// The configuration in force.
-    pub config: Arc<Config>,
-    /// Storage.
-    pub store: Arc<dyn Store>,
-    /// The job runner.
-    pub jobs: Arc<Jobs>,
-    /// The packet-signing key.
-    pub signer: Arc<PacketSigner>,
+    /// The service layer.
+    pub service: Arc<Service>,
     /// Tokens.
     pub auth: Auth,
     /// Per-agent rate and storage limits.
     pub limits: limits::AgentLimits,
-    /// Counters.
-    pub metrics: Arc<Metrics>,
-    /// Base policies trained by this process, by training id (adapter training starts
-    /// from them; see the README on restarts).
-    pub bases: Arc<Mutex<HashMap<String, PolicyModel>>>,
-    /// Whether a world model has been fitted and checkpointed.
-    pub world_model_loaded: Arc<AtomicBool>,
     /// Ready to serve (false while draining).
     pub ready: AtomicBool,
     /// Flips to true on shutdown (WebSockets close on it).
     pub shutdown: watch::Sender<bool>,
     /// Start time.
     pub started: Instant,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Service;
+
+    fn deref(&self) -> &Service {
+        &self.service
+    }
 }
 
 /// Why the server could not start.
@@ -334,7 +334,11 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         config.jobs.queue_capacity,
         config.jobs.max_events_per_job,
         metrics.clone(),
-    );
+    )
+    .map_err(|source| storage::StoreError::Io {
+        context: "starting the job writer thread".into(),
+        source,
+    })?;
     let addr = SocketAddr::new(config.server.host, config.server.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -346,13 +350,15 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let state = Arc::new(AppState {
         auth: Auth::new(&config.auth.tokens, config.open_access()),
         limits: limits::AgentLimits::new(&config.limits),
-        config: Arc::new(config),
-        store,
-        jobs,
-        signer: Arc::new(signer),
-        metrics,
-        bases: Arc::new(Mutex::new(HashMap::new())),
-        world_model_loaded: Arc::new(AtomicBool::new(world_model_loaded)),
+        service: Arc::new(Service {
+            config: Arc::new(config),
+            store,
+            jobs,
+            signer: Arc::new(signer),
+            metrics,
+            bases: Arc::new(Mutex::new(HashMap::new())),
+            world_model_loaded: Arc::new(AtomicBool::new(world_model_loaded)),
+        }),
         ready: AtomicBool::new(true),
         shutdown,
         started: Instant::now(),
@@ -403,6 +409,8 @@ impl RunningServer {
         while st.jobs.live_count() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // Every job's last state (queued again, or how it ended) on disk before exit.
+        st.jobs.close().await;
         tracing::info!("plasma-server stopped");
     }
 

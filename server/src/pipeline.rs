@@ -25,10 +25,14 @@ use std::path::Path;
 
 use burn::tensor::Tensor;
 use plasma_packets::codec::Digest;
-use plasma_packets::model::{ActionSpace, Activation, ObsNorm, Provenance};
+use plasma_packets::model::Provenance;
 use plasma_packets::signing::PacketSigner;
-use plasma_packets::{FloatLayer, FloatLora, FloatLoraLayer, FloatPolicy};
-use plasma_protocol::{Action, TaskSpec, Transition};
+use plasma_packets::{FloatLora, FloatPolicy};
+use plasma_protocol::reports::{
+    AuditReport, DistillStart, DistillSummary, FitStart, PhantomStep, PhaseMetrics,
+    PolicyFitSummary, ReturnSummary, SimulationResult, ValueReport, WorldModelFit,
+};
+use plasma_protocol::{Action, PolicyKind, TaskSpec, Transition};
 use plasma_world_model::audit::{
     AgentCheck, AuditConfig, Calibration, PathAudit, Verdict, audit_paths, check_agents,
 };
@@ -42,7 +46,6 @@ use plasma_world_model::{
     WorldModelConfig, WorldModelError, distil_policy, parse_device,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
@@ -81,9 +84,9 @@ pub type Result<T> = std::result::Result<T, PipelineError>;
 /// Where a computation reports to and learns it should stop.
 pub trait Progress {
     /// The overall progress (0 to 1) entering or inside `phase`, with figures.
-    fn report(&mut self, phase: &str, fraction: f64, metrics: Option<Value>);
+    fn report(&mut self, phase: &str, fraction: f64, metrics: Option<PhaseMetrics>);
     /// The auditor's verdict.
-    fn audit(&mut self, verdict: Value);
+    fn audit(&mut self, verdict: AuditReport);
     /// Whether the job was cancelled.
     fn cancelled(&self) -> bool;
 }
@@ -108,7 +111,7 @@ struct FittedModel {
     holdout: Dataset,
     /// The index in the experience of each held-out row.
     holdout_rows: Vec<usize>,
-    report: Value,
+    report: WorldModelFit,
     /// The per-agent check of the shared data (`None` before it ran).
     agent_check: Option<AgentCheck>,
 }
@@ -193,8 +196,28 @@ fn fit_world_model(
     };
     let name = format!("{n}-{fingerprint}");
     let dir = model_root.join(&name);
-    progress.report("fit_world_model", 0.0, Some(json!({ "transitions": n })));
+    progress.report(
+        "fit_world_model",
+        0.0,
+        Some(PhaseMetrics::FitStart(FitStart { transitions: n })),
+    );
     let prior_name = prior.map(|p| p.display().to_string());
+    let loaded_report = WorldModelFit {
+        transitions: n,
+        fitted: false,
+        checkpoint: Some(name.clone()),
+        prior: prior_name.clone(),
+        screen: Some(screened.clone()),
+        fine_tuned: None,
+        epochs: None,
+        train_size: None,
+        holdout_mse: None,
+        final_train_loss: None,
+        seconds: None,
+        agents: None,
+        agents_advice: None,
+        excluded_agents: None,
+    };
     if dir.join("model.json").exists()
         && let Ok(model) = Registry::default().load(&dir, &device)
     {
@@ -204,7 +227,7 @@ fn fit_world_model(
             holdout,
             holdout_rows,
             agent_check: None,
-            report: json!({ "transitions": n, "fitted": false, "checkpoint": name, "prior": prior_name, "screen": screened }),
+            report: loaded_report,
         });
     }
     let prior_model = prior.and_then(|p| match Registry::default().load(p, &device) {
@@ -248,20 +271,22 @@ fn fit_world_model(
             dir.join("model.json").exists().then_some(name)
         }
     };
-    let report = json!({
-        "transitions": n,
-        "screen": screened,
-        "fitted": true,
-        "checkpoint": checkpoint,
-        "prior": prior_name,
-        "fine_tuned": fine_tuned,
-        "epochs": report.epochs,
-        "train_size": report.train_size,
-        "holdout_mse": report.holdout_mse,
-        "final_train_loss": report.final_train_loss,
-        "seconds": report.seconds,
-    });
-    progress.report("fit_world_model", 0.3, Some(report.clone()));
+    let report = WorldModelFit {
+        fitted: true,
+        checkpoint,
+        fine_tuned: Some(fine_tuned),
+        epochs: Some(report.epochs),
+        train_size: Some(report.train_size),
+        holdout_mse: Some(report.holdout_mse),
+        final_train_loss: Some(report.final_train_loss),
+        seconds: Some(report.seconds),
+        ..loaded_report
+    };
+    progress.report(
+        "fit_world_model",
+        0.3,
+        Some(PhaseMetrics::WorldModel(report.clone())),
+    );
     Ok(FittedModel {
         model,
         train,
@@ -305,15 +330,15 @@ fn world_model<'e>(
                 agents: exp.agents.clone(),
             };
             let mut refit = fit_world_model(&rest, settings, model_root, prior, progress)?;
-            refit.report["agents"] = json!(c);
-            refit.report["agents_advice"] = json!(agents_advice(Some(c)));
-            refit.report["excluded_agents"] = json!(c.flagged);
+            refit.report.agents = Some(c.clone());
+            refit.report.agents_advice = agents_advice(Some(c));
+            refit.report.excluded_agents = Some(c.flagged.clone());
             refit.agent_check = check;
             return Ok((refit, Cow::Owned(rest)));
         }
     }
-    fitted.report["agents"] = json!(check);
-    fitted.report["agents_advice"] = json!(agents_advice(check.as_ref()));
+    fitted.report.agents = check.clone();
+    fitted.report.agents_advice = agents_advice(check.as_ref());
     fitted.agent_check = check;
     Ok((fitted, Cow::Borrowed(exp)))
 }
@@ -360,22 +385,6 @@ fn real_states(exp: &Experience, count: usize) -> Vec<f32> {
     out
 }
 
-fn summary(values: &[f32]) -> Value {
-    if values.is_empty() {
-        return json!({ "count": 0 });
-    }
-    let n = values.len() as f64;
-    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let var = values
-        .iter()
-        .map(|&v| (f64::from(v) - mean).powi(2))
-        .sum::<f64>()
-        / n;
-    let min = values.iter().copied().fold(f32::INFINITY, f32::min);
-    let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    json!({ "count": values.len(), "mean": mean, "std": var.sqrt(), "min": min, "max": max })
-}
-
 fn mean(values: &[f32]) -> f64 {
     if values.is_empty() {
         return 0.0;
@@ -409,17 +418,17 @@ fn agents_advice(agents: Option<&AgentCheck>) -> Option<String> {
     })
 }
 
-fn audit_json(audit: &PathAudit, agents: Option<&AgentCheck>) -> Value {
-    json!({
-        "agents": agents,
-        "agents_advice": agents_advice(agents),
-        "approved": audit.verdict.approved,
-        "reasons": audit.verdict.reasons,
-        "figures": audit.verdict.figures,
-        "flagged": audit.flagged,
-        "rejected_share": audit.rejected_share(),
-        "paths": audit.approved.len(),
-    })
+fn audit_report(audit: &PathAudit, agents: Option<&AgentCheck>) -> AuditReport {
+    AuditReport {
+        agents: agents.cloned(),
+        agents_advice: agents_advice(agents),
+        approved: audit.verdict.approved,
+        reasons: audit.verdict.reasons.clone(),
+        figures: audit.verdict.figures.clone(),
+        flagged: audit.flagged.clone(),
+        rejected_share: audit.rejected_share(),
+        paths: audit.approved.len(),
+    }
 }
 
 /// Parameters of a simulation.
@@ -440,7 +449,7 @@ pub fn simulate(
     params: &SimulateParams,
     model_root: &Path,
     progress: &mut dyn Progress,
-) -> Result<Value> {
+) -> Result<SimulationResult> {
     let (fitted, exp) = world_model(exp, settings, model_root, None, progress)?;
     let exp = exp.as_ref();
     let model = fitted.model.as_ref();
@@ -468,7 +477,11 @@ pub fn simulate(
             progress.report(
                 "phantom_paths",
                 0.3 + 0.6 * step as f64 / horizon as f64,
-                Some(json!({ "step": step, "horizon": horizon, "paths": paths })),
+                Some(PhaseMetrics::PhantomStep(PhantomStep {
+                    step,
+                    horizon,
+                    paths,
+                })),
             );
             let mut policy = PlannerPolicy {
                 model,
@@ -483,19 +496,19 @@ pub fn simulate(
     }
     let host = trajectory?.to_host()?;
     let survival = survival(&host);
-    let mut result = json!({
-        "task": exp.spec.name,
-        "paths": paths,
-        "horizon": horizon,
-        "planner": "cem",
-        "returns": summary(&host.returns),
-        "mean_return": mean(&host.returns),
-        "path_returns": host.returns.iter().take(64).collect::<Vec<_>>(),
-        "success_probability": mean(&survival),
-        "mean_uncertainty": mean(&host.uncertainty),
-        "world_model": fitted.report,
-        "audit": Value::Null,
-    });
+    let mut result = SimulationResult {
+        task: exp.spec.name.clone(),
+        paths,
+        horizon,
+        planner: "cem".into(),
+        returns: ReturnSummary::of(&host.returns),
+        mean_return: mean(&host.returns),
+        path_returns: host.returns.iter().take(64).copied().collect(),
+        success_probability: mean(&survival),
+        mean_uncertainty: mean(&host.uncertainty),
+        world_model: fitted.report.clone(),
+        audit: None,
+    };
     if params.audit {
         progress.report("audit", 0.9, None);
         let calibration = Calibration::fit(
@@ -505,9 +518,9 @@ pub fn simulate(
             &AuditConfig::default(),
         )?;
         let audit = audit_paths(&calibration, &host)?;
-        let verdict = audit_json(&audit, fitted.agent_check.as_ref());
+        let verdict = audit_report(&audit, fitted.agent_check.as_ref());
         progress.audit(verdict.clone());
-        result["audit"] = verdict;
+        result.audit = Some(verdict);
     }
     Ok(result)
 }
@@ -549,7 +562,36 @@ pub struct TrainedPolicy {
     /// The auditor's verdict on the policy's phantom paths.
     pub verdict: Verdict,
     /// Figures for the job's result.
-    pub metrics: Value,
+    pub figures: TrainingFigures,
+}
+
+/// A training run's figures (the job's result adds the ids).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingFigures {
+    /// Base or adapter.
+    pub mode: PolicyKind,
+    /// States labelled by the last round.
+    pub labels: Option<usize>,
+    /// Distillation rounds run.
+    pub rounds: usize,
+    /// Phantom paths kept out of distillation.
+    pub rejected_paths: usize,
+    /// Imagined returns of the distilled policy.
+    pub imagined_return: ReturnSummary,
+    /// Mean survival of its imagined paths.
+    pub imagined_survival: f64,
+    /// The last policy fit.
+    pub policy_fit: Option<PolicyFitSummary>,
+    /// Trainable parameters.
+    pub trainable_params: usize,
+    /// The auditor's report on its phantom paths.
+    pub audit: AuditReport,
+    /// The terminal value's fit.
+    pub terminal_value: Option<ValueReport>,
+    /// The distillation's rounds.
+    pub distill: DistillSummary,
+    /// The world model used.
+    pub world_model: WorldModelFit,
 }
 
 /// Policy-driven phantom paths from real starts (evaluation and audit).
@@ -583,13 +625,11 @@ pub fn train_policy(
     let (fitted, exp) = world_model(exp, settings, model_root, params.prior_model, progress)?;
     let exp = exp.as_ref();
     check_cancel(progress)?;
-    let (policy, metrics, audit) = distil_fitted(&fitted, exp, settings, params, progress)?;
-    let mut metrics = metrics;
-    metrics["world_model"] = fitted.report.clone();
+    let (policy, figures, audit) = distil_fitted(&fitted, exp, settings, params, progress)?;
     Ok(TrainedPolicy {
         policy,
         verdict: audit.verdict,
-        metrics,
+        figures,
     })
 }
 
@@ -603,7 +643,7 @@ fn distil_fitted(
     settings: &ComputeConfig,
     params: &TrainParams<'_>,
     progress: &mut dyn Progress,
-) -> Result<(PolicyModel, Value, PathAudit)> {
+) -> Result<(PolicyModel, TrainingFigures, PathAudit)> {
     let model = fitted.model.as_ref();
     let obs_dim = exp.spec.observation_space.dim();
     let device = model.device().clone();
@@ -641,24 +681,34 @@ fn distil_fitted(
     config.fit.learning_rate = params.learning_rate;
     let rounds = config.iterations + 1;
     check_cancel(progress)?;
-    let start = json!({ "rounds": rounds, "initial_labels": recipe.distill.initial_labels });
+    let start = DistillStart {
+        rounds,
+        initial_labels: recipe.distill.initial_labels,
+        terminal_value: None,
+    };
     if recipe.value_for(&exp.spec.action_space).is_some() {
         progress.report("terminal_value", 0.3, None);
     } else {
-        progress.report("distill", 0.35, Some(start.clone()));
+        progress.report(
+            "distill",
+            0.35,
+            Some(PhaseMetrics::DistillStart(start.clone())),
+        );
     }
     let (policy, report) = {
         let mut on_event = |event: RecipeEvent<'_>| {
             match event {
                 RecipeEvent::TerminalValue(v) => {
-                    let mut figures = start.clone();
-                    figures["terminal_value"] = serde_json::to_value(v).unwrap_or_default();
-                    progress.report("distill", 0.35, Some(figures));
+                    let figures = DistillStart {
+                        terminal_value: Some(v.clone()),
+                        ..start.clone()
+                    };
+                    progress.report("distill", 0.35, Some(PhaseMetrics::DistillStart(figures)));
                 }
                 RecipeEvent::Round(p) => progress.report(
                     "distill",
                     0.35 + 0.55 * (p.iteration + 1) as f64 / rounds as f64,
-                    serde_json::to_value(p).ok(),
+                    Some(PhaseMetrics::Round(p.clone())),
                 ),
             }
             if progress.cancelled() {
@@ -688,34 +738,39 @@ fn distil_fitted(
         settings.phantom_horizon,
     )?;
     let audit = audit_paths(&calibration, &host)?;
-    progress.audit(audit_json(&audit, fitted.agent_check.as_ref()));
+    let audit_figures = audit_report(&audit, fitted.agent_check.as_ref());
+    progress.audit(audit_figures.clone());
     let last = report.distill.rounds.last();
     let fit = report.distill.last_fit.as_ref();
-    let metrics = json!({
-        "mode": match params.target { PolicyTarget::Base => "base", PolicyTarget::Adapter { .. } => "adapter" },
-        "labels": last.map(|r| r.labels),
-        "rounds": report.distill.rounds.len(),
-        "rejected_paths": report.distill.rounds.iter().map(|r| r.rejected_paths).sum::<usize>(),
-        "imagined_return": summary(&host.returns),
-        "imagined_survival": mean(&survival(&host)),
-        "policy_fit": fit.map(|f| json!({
-            "samples": f.samples,
-            "epochs": f.epochs,
-            "initial_loss": f.initial_loss,
-            "final_loss": f.final_loss,
-            "accuracy": f.accuracy,
-            "mean_abs_error": f.mean_abs_error,
-            "learning_rate": params.learning_rate,
-        })),
-        "trainable_params": policy.trainable_params(),
-        "audit": audit_json(&audit, fitted.agent_check.as_ref()),
-        "terminal_value": report.terminal_value,
-        "distill": {
-            "rounds": report.distill.rounds,
-            "seconds": report.distill.seconds,
+    let figures = TrainingFigures {
+        mode: match params.target {
+            PolicyTarget::Base => PolicyKind::Base,
+            PolicyTarget::Adapter { .. } => PolicyKind::Adapter,
         },
-    });
-    Ok((policy, metrics, audit))
+        labels: last.map(|r| r.labels),
+        rounds: report.distill.rounds.len(),
+        rejected_paths: report.distill.rounds.iter().map(|r| r.rejected_paths).sum(),
+        imagined_return: ReturnSummary::of(&host.returns),
+        imagined_survival: mean(&survival(&host)),
+        policy_fit: fit.map(|f| PolicyFitSummary {
+            samples: f.samples,
+            epochs: f.epochs,
+            initial_loss: f.initial_loss,
+            final_loss: f.final_loss,
+            accuracy: f.accuracy,
+            mean_abs_error: f.mean_abs_error,
+            learning_rate: params.learning_rate,
+        }),
+        trainable_params: policy.trainable_params(),
+        audit: audit_figures,
+        terminal_value: report.terminal_value.clone(),
+        distill: DistillSummary {
+            rounds: report.distill.rounds.clone(),
+            seconds: report.distill.seconds,
+        },
+        world_model: fitted.report.clone(),
+    };
+    Ok((policy, figures, audit))
 }
 
 /// A trained policy as stored between training and compilation (`blobs/policies/<id>.json`):
@@ -729,110 +784,11 @@ pub struct StoredPolicy {
     /// For an adapter: the training run of its base.
     pub base_training: Option<String>,
     /// The (base) network.
-    pub network: NetworkDoc,
+    pub network: FloatPolicy,
     /// The adapter.
-    pub lora: Option<LoraDoc>,
+    pub lora: Option<FloatLora>,
     /// The auditor's verdict on its phantom paths.
     pub verdict: Verdict,
-}
-
-/// serde form of [`FloatPolicy`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NetworkDoc {
-    obs_norm: ObsNorm,
-    layers: Vec<LayerDoc>,
-    action_space: ActionSpace,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct LayerDoc {
-    in_dim: usize,
-    out_dim: usize,
-    weights: Vec<f32>,
-    bias: Vec<f32>,
-    activation: Activation,
-}
-
-/// serde form of [`FloatLora`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LoraDoc {
-    rank: usize,
-    alpha: f32,
-    layers: Vec<(usize, Vec<f32>, Vec<f32>)>,
-}
-
-impl From<&FloatPolicy> for NetworkDoc {
-    fn from(p: &FloatPolicy) -> Self {
-        NetworkDoc {
-            obs_norm: p.obs_norm.clone(),
-            layers: p
-                .layers
-                .iter()
-                .map(|l| LayerDoc {
-                    in_dim: l.in_dim,
-                    out_dim: l.out_dim,
-                    weights: l.weights.clone(),
-                    bias: l.bias.clone(),
-                    activation: l.activation,
-                })
-                .collect(),
-            action_space: p.action_space.clone(),
-        }
-    }
-}
-
-impl NetworkDoc {
-    /// Back to the packet crate's f32 policy.
-    pub fn to_float(&self) -> FloatPolicy {
-        FloatPolicy {
-            obs_norm: self.obs_norm.clone(),
-            layers: self
-                .layers
-                .iter()
-                .map(|l| FloatLayer {
-                    in_dim: l.in_dim,
-                    out_dim: l.out_dim,
-                    weights: l.weights.clone(),
-                    bias: l.bias.clone(),
-                    activation: l.activation,
-                })
-                .collect(),
-            action_space: self.action_space.clone(),
-        }
-    }
-}
-
-impl From<&FloatLora> for LoraDoc {
-    fn from(l: &FloatLora) -> Self {
-        LoraDoc {
-            rank: l.rank,
-            alpha: l.alpha,
-            layers: l
-                .layers
-                .iter()
-                .map(|x| (x.layer, x.a.clone(), x.b.clone()))
-                .collect(),
-        }
-    }
-}
-
-impl LoraDoc {
-    /// Back to the packet crate's f32 adapter.
-    pub fn to_float(&self) -> FloatLora {
-        FloatLora {
-            rank: self.rank,
-            alpha: self.alpha,
-            layers: self
-                .layers
-                .iter()
-                .map(|(layer, a, b)| FloatLoraLayer {
-                    layer: *layer,
-                    a: a.clone(),
-                    b: b.clone(),
-                })
-                .collect(),
-        }
-    }
 }
 
 impl StoredPolicy {
@@ -844,9 +800,9 @@ impl StoredPolicy {
         policy: &PolicyModel,
         verdict: Verdict,
     ) -> Result<Self> {
-        let network = NetworkDoc::from(&policy.to_float_policy()?);
+        let network = policy.to_float_policy()?;
         let lora = match policy.lora() {
-            Some(_) => Some(LoraDoc::from(&policy.to_float_lora()?)),
+            Some(_) => Some(policy.to_float_lora()?),
             None => None,
         };
         Ok(StoredPolicy {
@@ -867,12 +823,7 @@ pub fn compile_base(
     signer: &PacketSigner,
     level: i32,
 ) -> Result<BuiltPacket> {
-    Ok(base_packet(
-        &policy.network.to_float(),
-        provenance,
-        signer,
-        level,
-    )?)
+    Ok(base_packet(&policy.network, provenance, signer, level)?)
 }
 
 /// Compiles an adapter packet of `policy` (which must hold a LoRA adapter), bound to the
@@ -889,8 +840,8 @@ pub fn compile_adapter(
         .as_ref()
         .ok_or_else(|| PipelineError::Input("this training run holds no adapter".into()))?;
     Ok(adapter_packet(
-        &policy.network.to_float(),
-        &lora.to_float(),
+        &policy.network,
+        lora,
         base_digest,
         provenance,
         signer,

@@ -3,20 +3,17 @@
 //! start. A job found *running* was cut off by a crash (`kill -9`, power loss): its
 //! attempt is counted, and after `jobs.max_attempts` attempts it fails with the reason
 //! instead of running again. A job SIGTERM stopped was recorded queued (see
-//! `Jobs::shutdown`) and does not use up an attempt. Compilations are not resumed (their
-//! caller waited on the connection that was lost and asks again): they read
-//! `interrupted`, as do jobs whose request no longer prepares (its task deleted, say).
+//! `Jobs::shutdown`) and does not use up an attempt. Compilations are resumed too: one is
+//! deterministic given its job (`service::compile`), so running it again stores the same
+//! packet, never a second. Jobs whose request no longer prepares (its task deleted, say)
+//! read `interrupted`.
 
 use std::sync::Arc;
 
-use plasma_protocol::{SimulateRequest, TrainRequest};
-use serde_json::Value;
-
 use crate::AppState;
-use crate::api::{prepare_simulation, prepare_training};
-use crate::error::{ApiError, ErrorCode, ErrorDetail};
+use crate::error::{ErrorCode, ErrorDetail};
 use crate::jobs::Work;
-use crate::records::{EventKind, JobEvent, JobKind, JobRecord, JobStatus, now_secs};
+use crate::records::{EventKind, JobEvent, JobRecord, JobStatus, now_secs};
 
 /// What became of the unfinished jobs.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -31,27 +28,15 @@ pub struct Recovered {
 
 /// The job's work, rebuilt from its stored request.
 async fn rebuild(state: &Arc<AppState>, job: &JobRecord) -> Result<Work, String> {
-    let bad = |e: serde_json::Error| format!("its stored request does not read back: {e}");
-    let refused = |e: ApiError| format!("its request no longer prepares: {e}");
-    match job.kind {
-        JobKind::Simulation => {
-            let req: SimulateRequest = serde_json::from_value(job.request.clone()).map_err(bad)?;
-            Ok(prepare_simulation(state, &req).await.map_err(refused)?.0)
-        }
-        JobKind::Training => {
-            let mut request = job.request.clone();
-            if let Value::Object(m) = &mut request {
-                m.remove("resolved_mode");
-            }
-            let req: TrainRequest = serde_json::from_value(request).map_err(bad)?;
-            Ok(prepare_training(state, &req).await.map_err(refused)?.work)
-        }
-        JobKind::Compilation => Err("compilations are not resumed: ask again".into()),
-    }
+    state
+        .service
+        .work_for(job)
+        .await
+        .map_err(|e| format!("its request no longer prepares: {e}"))
 }
 
 /// Ends a job that will not run again, with an event saying why.
-fn end(
+async fn end(
     state: &AppState,
     mut job: JobRecord,
     mut events: Vec<JobEvent>,
@@ -79,8 +64,13 @@ fn end(
         message: Some(message),
         timestamp: now_secs(),
     });
-    if let Err(e) = state.store.put_job(&job, &events) {
-        tracing::error!(job = %job.id, error = %e, "cannot record a job of the previous run");
+    let store = state.store.clone();
+    let written =
+        tokio::task::spawn_blocking(move || store.put_job(&job, &events).map(|_| job.id)).await;
+    match written {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "cannot record a job of the previous run"),
+        Err(e) => tracing::error!(error = %e, "cannot record a job of the previous run"),
     }
 }
 
@@ -105,7 +95,7 @@ pub async fn recover(state: &Arc<AppState>) -> Result<Recovered, crate::storage:
                 code: ErrorCode::AttemptsExhausted.into(),
                 message: message.clone(),
             };
-            end(state, job, events, JobStatus::Failed, Some(error), message);
+            end(state, job, events, JobStatus::Failed, Some(error), message).await;
             out.failed += 1;
             continue;
         }
@@ -120,7 +110,7 @@ pub async fn recover(state: &Arc<AppState>) -> Result<Recovered, crate::storage:
                     "queued again after a restart".to_owned()
                 };
                 tracing::info!(job = %job.id, attempt = job.attempt, "job resumed");
-                state.jobs.resume(job, events, message, work);
+                state.jobs.resume(job, events, message, work).await;
                 out.resumed += 1;
             }
             Err(why) => {
@@ -132,7 +122,8 @@ pub async fn recover(state: &Arc<AppState>) -> Result<Recovered, crate::storage:
                     JobStatus::Interrupted,
                     None,
                     format!("not resumed: {why}"),
-                );
+                )
+                .await;
                 out.interrupted += 1;
             }
         }

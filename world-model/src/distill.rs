@@ -18,6 +18,7 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use plasma_protocol::Action;
+pub use plasma_protocol::reports::DistillProgress;
 use rand::rngs::SmallRng;
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
@@ -100,32 +101,6 @@ impl DistillConfig {
         }
         Ok(())
     }
-}
-
-/// What one round did; also the progress event a caller receives after each round.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DistillProgress {
-    /// Round index (0: expert-labelled real states).
-    pub iteration: usize,
-    /// Rounds in all (`iterations + 1`).
-    pub iterations: usize,
-    /// States labelled so far.
-    pub labels: usize,
-    /// Phantom paths driven by the policy this round (0 in round 0).
-    pub paths: usize,
-    /// Of those, the paths the auditor rejected (their states were not labelled).
-    pub rejected_paths: usize,
-    /// Mean imagined return of the policy's paths *before* this round's fit (none in round
-    /// 0): how well the student does in the model.
-    pub imagined_return: Option<f64>,
-    /// Training loss after the fit.
-    pub loss: f64,
-    /// Discrete actions: share of the labels the policy reproduces after the fit.
-    pub accuracy: Option<f64>,
-    /// Continuous actions: mean absolute error after the fit, in units of the box's width.
-    pub mean_abs_error: Option<f64>,
-    /// Seconds spent planning labels in this round.
-    pub label_seconds: f64,
 }
 
 /// What a distillation did.

@@ -11,8 +11,8 @@
 //! point of 0.5%: one value, or a handful in thousands, cannot shift them, so the
 //! normalizers fitted to the kept data do not see them at all.
 
+pub use plasma_protocol::reports::{ScreenReport, ScreenedField};
 use plasma_protocol::{TaskSpec, Transition};
-use serde::{Deserialize, Serialize};
 
 /// Quantiles the bulk of a column is measured between.
 const LOW_QUANTILE: f64 = 0.005;
@@ -20,29 +20,6 @@ const HIGH_QUANTILE: f64 = 0.995;
 
 /// Default `k`: a value more than ten widths of the central 99% outside it is dropped.
 pub const DEFAULT_OUTLIER_WIDTHS: f32 = 10.0;
-
-/// Which value of a transition a screen dropped it for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "field", content = "position")]
-pub enum ScreenedField {
-    /// `obs[position]`.
-    Obs(usize),
-    /// `next_obs[position]`.
-    NextObs(usize),
-    /// The reward.
-    Reward,
-}
-
-/// What a screen kept and dropped.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ScreenReport {
-    /// Transitions kept.
-    pub kept: usize,
-    /// Transitions dropped.
-    pub dropped: usize,
-    /// The first dropped transition (its index in the input) and the value that dropped it.
-    pub first_dropped: Option<(usize, ScreenedField)>,
-}
 
 /// The `[low, high]` range a column's values must fall in.
 #[derive(Debug, Clone, Copy)]

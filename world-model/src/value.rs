@@ -20,6 +20,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Int, Tensor, TensorData};
 use plasma_packets::model::Activation;
 use plasma_protocol::Space;
+pub use plasma_protocol::reports::ValueReport;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -117,17 +118,6 @@ impl ValueConfig {
         }
         Ok(())
     }
-}
-
-/// What fitting measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ValueReport {
-    /// Mean value over the sampled states after the last sweep.
-    pub mean_value: f32,
-    /// Mean squared error of the last sweep's regression.
-    pub last_loss: f32,
-    /// Seconds spent.
-    pub seconds: f64,
 }
 
 /// A learned state value `V(s)` for the end of imagined paths.

@@ -29,7 +29,10 @@ use crate::wire;
 /// `agent_quota_exceeded`).
 #[utoipa::path(post, path = "/experience",
     request_body(content = Object, description = "ExperienceBatch (JSON) or application/x-plasma-experience"),
-    responses((status = 201, body = ExperienceAccepted), (status = 400, body = ErrorBody),
+    responses((status = 201, body = ExperienceAccepted, links(
+            ("GetTask" = (operation_id = "get_task", parameters(("name" = "$response.body#/task_name")))),
+            ("ListExperience" = (operation_id = "list_experience", parameters(("task" = "$response.body#/task_name"))))
+        )), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 429, body = ErrorBody)))]

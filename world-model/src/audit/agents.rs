@@ -14,6 +14,7 @@
 //! cannot drag the reference up.
 
 use burn::tensor::{Tensor, TensorData};
+pub use plasma_protocol::reports::{AgentCheck, AgentScore};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
@@ -46,35 +47,6 @@ impl Default for AgentCheckConfig {
             max_transitions_per_agent: 1024,
         }
     }
-}
-
-/// One agent's figures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AgentScore {
-    /// The agent.
-    pub agent: String,
-    /// Transitions scored.
-    pub transitions: usize,
-    /// Median residual of its transitions (see the module docs); `None` when it had too
-    /// few to score.
-    pub score: Option<f32>,
-    /// Whether its data disagrees with the rest.
-    pub flagged: bool,
-}
-
-/// The outcome: every agent's score, the threshold and who is flagged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AgentCheck {
-    /// Whether enough agents had data to compare them.
-    pub compared: bool,
-    /// Per agent, in the order given.
-    pub agents: Vec<AgentScore>,
-    /// Median score over the scored agents.
-    pub median_score: f32,
-    /// Scores above this are flagged.
-    pub threshold: f32,
-    /// The flagged agents.
-    pub flagged: Vec<String>,
 }
 
 fn median(values: &mut [f32]) -> f32 {

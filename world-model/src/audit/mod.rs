@@ -29,10 +29,7 @@ mod packet;
 mod paths;
 mod stats;
 
-use std::collections::BTreeMap;
-
-use plasma_packets::AuditStatus;
-use serde::{Deserialize, Serialize};
+pub use plasma_protocol::reports::{Verdict, VerdictStatus};
 
 pub use agents::{AgentCheck, AgentCheckConfig, AgentScore, check_agents};
 pub use calibration::{AuditConfig, Calibration, ShiftReport, audit_states};
@@ -45,76 +42,6 @@ pub use paths::{
     PathReport, audit_paths, audit_trajectory,
 };
 pub use stats::Summary;
-
-/// The auditor's decision on a set of paths, a packet or a batch of states.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Verdict {
-    /// Whether the audited thing may be used (distilled from, deployed).
-    pub approved: bool,
-    /// Why it was rejected (empty when approved), one human-readable line each.
-    pub reasons: Vec<String>,
-    /// The measured figures and thresholds behind the decision, by name.
-    pub figures: BTreeMap<String, f64>,
-}
-
-/// Approved or rejected, for code that matches on the outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VerdictStatus {
-    /// Passed every check.
-    Approved,
-    /// Failed at least one check.
-    Rejected,
-}
-
-impl Verdict {
-    /// A verdict from the reasons found: approved when there are none.
-    pub fn from_reasons(reasons: Vec<String>, figures: BTreeMap<String, f64>) -> Self {
-        Verdict {
-            approved: reasons.is_empty(),
-            reasons,
-            figures,
-        }
-    }
-
-    /// Approved or rejected.
-    pub fn status(&self) -> VerdictStatus {
-        if self.approved {
-            VerdictStatus::Approved
-        } else {
-            VerdictStatus::Rejected
-        }
-    }
-
-    /// The status to record in a packet's provenance: `Approved` when approved,
-    /// `ForcedAfterRejection` when rejected and `forced` by an operator, and `None` when
-    /// rejected and not forced (the packet must not be deployed).
-    pub fn audit_status(&self, forced: bool) -> Option<AuditStatus> {
-        match (self.approved, forced) {
-            (true, _) => Some(AuditStatus::Approved),
-            (false, true) => Some(AuditStatus::ForcedAfterRejection),
-            (false, false) => None,
-        }
-    }
-
-    /// A one-line summary (at most `max_bytes` bytes, cut on a character boundary), e.g.
-    /// for a packet's `audit_summary`.
-    pub fn summary(&self, max_bytes: usize) -> String {
-        let mut s = if self.approved {
-            "approved".to_owned()
-        } else {
-            format!("rejected: {}", self.reasons.join("; "))
-        };
-        if s.len() > max_bytes {
-            let mut end = max_bytes;
-            while end > 0 && !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            s.truncate(end);
-        }
-        s
-    }
-}
 
 #[cfg(test)]
 mod tests;

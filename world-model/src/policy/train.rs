@@ -10,6 +10,8 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use plasma_packets::model::{ActionSpace, ContinuousMapping};
 use plasma_protocol::ActionError;
+/// What a call of [`PolicyModel::fit`] did (plasma-protocol's type: it crosses the wire).
+pub use plasma_protocol::reports::PolicyFitReport as FitReport;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -77,32 +79,6 @@ pub enum Labels<'a> {
     /// Continuous actions, `[N, action_dim]` row-major (squared error of the mapped action,
     /// in units of the box's width; labels outside the box are clipped to it).
     Continuous(&'a [f32]),
-}
-
-/// What a call of [`PolicyModel::fit`] did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FitReport {
-    /// Training rows.
-    pub samples: usize,
-    /// Epochs run.
-    pub epochs: usize,
-    /// Adam steps taken.
-    pub steps: usize,
-    /// Whether only LoRA factors were trained (adapter mode).
-    pub adapter_only: bool,
-    /// Loss on all rows before training.
-    pub initial_loss: f32,
-    /// Loss on all rows after training.
-    pub final_loss: f32,
-    /// Mean minibatch loss of each epoch.
-    pub epoch_losses: Vec<f32>,
-    /// Discrete labels: share of rows whose argmax equals the label, after training.
-    pub accuracy: Option<f32>,
-    /// Continuous labels: mean absolute error of the mapped action, in units of the box's
-    /// width, after training.
-    pub mean_abs_error: Option<f32>,
-    /// Wall-clock seconds.
-    pub seconds: f64,
 }
 
 /// Training rows on the host: normalized observations and targets.

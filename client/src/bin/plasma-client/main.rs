@@ -610,13 +610,17 @@ fn eval(args: &PacketArgs, env: &str, episodes: usize, physics: &str, seed: u64)
 fn inspect(file: &Path, key: Option<&str>) -> Result<()> {
     let bytes = std::fs::read(file).with_context(|| file.display().to_string())?;
     let unverified = plasma_packets::decode_unverified(&bytes).context("not a valid packet")?;
+    let mut refused = false;
     let signature = match key {
         Some(k) => match Packet::decode(&bytes, &Verifier::pinned(PublicKey::from_hex(k)?)) {
             Ok(v) => match v.signature() {
                 SignatureStatus::Verified => "valid for the given key".to_owned(),
                 other => format!("{other:?}"),
             },
-            Err(e) => format!("REFUSED: {e}"),
+            Err(e) => {
+                refused = true;
+                format!("REFUSED: {e}")
+            }
         },
         None => format!("{:?} (not checked: give --key)", unverified.signature()),
     };
@@ -653,5 +657,11 @@ fn inspect(file: &Path, key: Option<&str>) -> Result<()> {
             "audit_summary": p.provenance.audit_summary,
         },
         "signature": signature,
-    }))
+    }))?;
+    if refused {
+        // The report is printed either way; the exit status says the packet is not to be
+        // trusted.
+        bail!("the packet's signature is refused for the given key");
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use plasma_client::protocol::{ExperienceBatch, SimulateRequest};
 use plasma_envs::Physics;
@@ -56,8 +56,24 @@ async fn main() -> Result<()> {
     let job = client
         .wait_for_simulation(&sim.simulation_id, Duration::from_secs(3600))
         .await?;
-    let result = job.result.unwrap_or_default();
-    println!("{}", serde_json::to_string_pretty(&result)?);
+    let result = job
+        .result
+        .as_ref()
+        .and_then(|r| r.simulation())
+        .context("the simulation has no result")?;
+    println!(
+        "{} paths of {} steps: mean imagined return {:.1}, survival {:.2}, audit {}",
+        result.paths,
+        result.horizon,
+        result.mean_return,
+        result.success_probability,
+        match &result.audit {
+            Some(a) if a.approved => "approved".to_owned(),
+            Some(a) => format!("rejected ({})", a.reasons.join("; ")),
+            None => "not run".to_owned(),
+        }
+    );
+    println!("{}", serde_json::to_string_pretty(result)?);
     server.shutdown().await;
     Ok(())
 }

@@ -261,19 +261,11 @@ async fn base_rounds(
 
 /// The auditor's verdict on a training run's phantom paths, in a few words.
 fn verdict(outcome: &plasma_client::LearnOutcome) -> String {
-    let audit = outcome.training.result.as_ref().map(|r| &r["audit"]);
-    match audit.and_then(|a| a["approved"].as_bool()) {
+    let audit = outcome.training.result.as_ref().and_then(|r| r.audit());
+    match audit.map(|a| a.approved) {
         Some(true) => "approved".into(),
         Some(false) => {
-            let reasons = audit
-                .and_then(|a| a["reasons"].as_array())
-                .map(|r| {
-                    r.iter()
-                        .filter_map(|x| x.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
-                .unwrap_or_default();
+            let reasons = audit.map(|a| a.reasons.join("; ")).unwrap_or_default();
             println!(
                 "  the auditor REJECTED it ({reasons}); deployed anyway, recorded in the packet"
             );
@@ -451,7 +443,7 @@ async fn main() -> Result<()> {
         .await?
         .history
         .first()
-        .and_then(|h| h["training_id"].as_str().map(str::to_owned))
+        .map(|h| h.view.id.clone())
         .context("no training run recorded")?;
 
     // The physics change.

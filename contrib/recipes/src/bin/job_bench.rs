@@ -20,14 +20,14 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use plasma_client::episodes::{parse_physics, run_episodes};
 use plasma_client::protocol::{
-    CompileRequest, EventKind, ExperienceBatch, JobEvent, JobStatus, TrainMode, TrainRequest,
+    CompileRequest, EventKind, ExperienceBatch, JobEvent, JobOutput, JobStatus, PhaseMetrics,
+    TrainMode, TrainRequest, TrainingResult,
 };
 use plasma_client::{EventStream, PlasmaClient, Verifier};
 use plasma_envs::Physics;
 use plasma_packets::Packet;
 use plasma_packets::runtime::{EdgeRuntime, Kernel};
 use recipes::{local_server_with, random_experience};
-use serde_json::Value;
 
 #[derive(Parser, Debug)]
 #[command(about = "Times the server's base and adapter jobs, request to signed packet")]
@@ -84,7 +84,7 @@ struct JobTiming {
     /// labelling.
     rounds: Vec<(Option<f64>, f64)>,
     /// The job's figures (`result`).
-    result: Value,
+    result: TrainingResult,
     packet: Vec<u8>,
 }
 
@@ -238,11 +238,10 @@ async fn timed_job(
         if ev.phase.as_deref() != Some("distill") || ev.event != EventKind::Progress {
             continue;
         }
-        let round = ev
-            .metrics
-            .as_ref()
-            .and_then(|m| m.get("iteration"))
-            .and_then(Value::as_u64);
+        let round = match &ev.metrics {
+            Some(PhaseMetrics::Round(r)) => Some(r.iteration as u64),
+            _ => None,
+        };
         if let (Some(i), Some(t)) = (round, last) {
             round_ends.insert(i, ev.timestamp - t);
             last = Some(ev.timestamp);
@@ -250,22 +249,17 @@ async fn timed_job(
     }
     // The rounds themselves come from the result: the event stream coalesces events that
     // follow each other closely, so a round may have no event (and then no wall time).
-    let result = job.result.unwrap_or(Value::Null);
-    let rounds = result["distill"]["rounds"]
-        .as_array()
-        .map(|rounds| {
-            rounds
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    (
-                        round_ends.get(&(i as u64)).copied(),
-                        r["label_seconds"].as_f64().unwrap_or(0.0),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let result = match job.result {
+        Some(JobOutput::Training(t)) => t,
+        other => bail!("training job {id} has no training result: {other:?}"),
+    };
+    let rounds = result
+        .distill
+        .rounds
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (round_ends.get(&(i as u64)).copied(), r.label_seconds))
+        .collect();
     Ok((
         id,
         JobTiming {
@@ -301,12 +295,12 @@ fn report(name: &str, transitions: usize, t: &JobTiming, target: Option<f64>) {
         "  {:<28} {:>8.2}",
         "compile + download + verify", t.compile_seconds
     );
-    let wm = &t.result["world_model"];
-    if wm["fitted"].as_bool() == Some(true) {
+    let wm = &t.result.world_model;
+    if wm.fitted {
         println!(
             "  world model: fitted, {} epochs in {:.2} s",
-            wm["epochs"],
-            wm["seconds"].as_f64().unwrap_or(0.0)
+            wm.epochs.unwrap_or(0),
+            wm.seconds.unwrap_or(0.0)
         );
     } else {
         println!("  world model: loaded from its checkpoint (same data and settings)");

@@ -115,18 +115,25 @@ async fn main() -> Result<()> {
         let deployed = client
             .train_and_deploy(&request, true, Duration::from_secs(3600))
             .await?;
-        let result = deployed.training.result.clone().unwrap_or_default();
-        let fit = &result["world_model"];
-        let flagged = fit["agents"]["flagged"].clone();
+        let fit = deployed
+            .training
+            .result
+            .as_ref()
+            .and_then(|r| r.training())
+            .map(|t| t.world_model.clone())
+            .context("the training run has no training result")?;
+        let flagged = fit
+            .agents
+            .as_ref()
+            .map(|a| a.flagged.clone())
+            .unwrap_or_default();
         let key = client.signing_key().await?;
         let cache = Arc::new(PacketCache::open(dir.join("cache"), Verifier::pinned(key))?);
         let policy = EdgePolicy::load_base(cache, &deployed.packet)?;
         let mean = mean_return(&policy, &physics, args.episodes)?;
         println!(
-            "{:<36} fitted on {:>5} transitions, flagged {flagged}, return {mean:.1} over {} episodes",
-            case.name,
-            fit["transitions"].as_u64().context("fit report")?,
-            args.episodes
+            "{:<36} fitted on {:>5} transitions, flagged {flagged:?}, return {mean:.1} over {} episodes",
+            case.name, fit.transitions, args.episodes
         );
         rows.push((case.name, mean));
         server.shutdown().await;

@@ -1,0 +1,516 @@
+//! What jobs report, typed: the auditor's verdicts with every detector's figures, the fits
+//! of world models and policies, distillation rounds, and the results of simulations and
+//! training runs. The world model produces these types (it re-exports the ones it
+//! computes); the server stores them with its jobs; clients and the dashboard read them.
+//! Their JSON is the server's wire form since its first version.
+
+use std::collections::BTreeMap;
+
+use plasma_packets::AuditStatus;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::records::PolicyKind;
+
+/// The auditor's decision on a set of paths, a packet or a batch of states.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Verdict {
+    /// Whether the audited thing may be used (distilled from, deployed).
+    pub approved: bool,
+    /// Why it was rejected (empty when approved), one human-readable line each.
+    pub reasons: Vec<String>,
+    /// The measured figures and thresholds behind the decision, by name.
+    pub figures: BTreeMap<String, f64>,
+}
+
+/// Approved or rejected, for code that matches on the outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictStatus {
+    /// Passed every check.
+    Approved,
+    /// Failed at least one check.
+    Rejected,
+}
+
+impl Verdict {
+    /// A verdict from the reasons found: approved when there are none.
+    pub fn from_reasons(reasons: Vec<String>, figures: BTreeMap<String, f64>) -> Self {
+        Verdict {
+            approved: reasons.is_empty(),
+            reasons,
+            figures,
+        }
+    }
+
+    /// Approved or rejected.
+    pub fn status(&self) -> VerdictStatus {
+        if self.approved {
+            VerdictStatus::Approved
+        } else {
+            VerdictStatus::Rejected
+        }
+    }
+
+    /// The status to record in a packet's provenance: `Approved` when approved,
+    /// `ForcedAfterRejection` when rejected and `forced` by an operator, and `None` when
+    /// rejected and not forced (the packet must not be deployed).
+    pub fn audit_status(&self, forced: bool) -> Option<AuditStatus> {
+        match (self.approved, forced) {
+            (true, _) => Some(AuditStatus::Approved),
+            (false, true) => Some(AuditStatus::ForcedAfterRejection),
+            (false, false) => None,
+        }
+    }
+
+    /// A one-line summary (at most `max_bytes` bytes, cut on a character boundary), e.g.
+    /// for a packet's `audit_summary`.
+    pub fn summary(&self, max_bytes: usize) -> String {
+        let mut s = if self.approved {
+            "approved".to_owned()
+        } else {
+            format!("rejected: {}", self.reasons.join("; "))
+        };
+        if s.len() > max_bytes {
+            let mut end = max_bytes;
+            while end > 0 && !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+        }
+        s
+    }
+}
+
+/// One agent's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgentScore {
+    /// The agent.
+    pub agent: String,
+    /// Transitions scored.
+    pub transitions: usize,
+    /// Median residual of its transitions (see the module docs); `None` when it had too
+    /// few to score.
+    pub score: Option<f32>,
+    /// Whether its data disagrees with the rest.
+    pub flagged: bool,
+}
+
+/// The outcome: every agent's score, the threshold and who is flagged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgentCheck {
+    /// Whether enough agents had data to compare them.
+    pub compared: bool,
+    /// Per agent, in the order given.
+    pub agents: Vec<AgentScore>,
+    /// Median score over the scored agents.
+    pub median_score: f32,
+    /// Scores above this are flagged.
+    pub threshold: f32,
+    /// The flagged agents.
+    pub flagged: Vec<String>,
+}
+
+/// Which value of a transition a screen dropped it for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case", tag = "field", content = "position")]
+pub enum ScreenedField {
+    /// `obs[position]`.
+    Obs(usize),
+    /// `next_obs[position]`.
+    NextObs(usize),
+    /// The reward.
+    Reward,
+}
+
+/// What a screen kept and dropped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScreenReport {
+    /// Transitions kept.
+    pub kept: usize,
+    /// Transitions dropped.
+    pub dropped: usize,
+    /// The first dropped transition (its index in the input) and the value that dropped it.
+    pub first_dropped: Option<(usize, ScreenedField)>,
+}
+
+/// What fitting measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ValueReport {
+    /// Mean value over the sampled states after the last sweep.
+    pub mean_value: f32,
+    /// Mean squared error of the last sweep's regression.
+    pub last_loss: f32,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// What a call of [`PolicyModel::fit`] did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PolicyFitReport {
+    /// Training rows.
+    pub samples: usize,
+    /// Epochs run.
+    pub epochs: usize,
+    /// Adam steps taken.
+    pub steps: usize,
+    /// Whether only LoRA factors were trained (adapter mode).
+    pub adapter_only: bool,
+    /// Loss on all rows before training.
+    pub initial_loss: f32,
+    /// Loss on all rows after training.
+    pub final_loss: f32,
+    /// Mean minibatch loss of each epoch.
+    pub epoch_losses: Vec<f32>,
+    /// Discrete labels: share of rows whose argmax equals the label, after training.
+    pub accuracy: Option<f32>,
+    /// Continuous labels: mean absolute error of the mapped action, in units of the box's
+    /// width, after training.
+    pub mean_abs_error: Option<f32>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// What one round did; also the progress event a caller receives after each round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DistillProgress {
+    /// Round index (0: expert-labelled real states).
+    pub iteration: usize,
+    /// Rounds in all (`iterations + 1`).
+    pub iterations: usize,
+    /// States labelled so far.
+    pub labels: usize,
+    /// Phantom paths driven by the policy this round (0 in round 0).
+    pub paths: usize,
+    /// Of those, the paths the auditor rejected (their states were not labelled).
+    pub rejected_paths: usize,
+    /// Mean imagined return of the policy's paths *before* this round's fit (none in round
+    /// 0): how well the student does in the model.
+    pub imagined_return: Option<f64>,
+    /// Training loss after the fit.
+    pub loss: f64,
+    /// Discrete actions: share of the labels the policy reproduces after the fit.
+    pub accuracy: Option<f64>,
+    /// Continuous actions: mean absolute error after the fit, in units of the box's width.
+    pub mean_abs_error: Option<f64>,
+    /// Seconds spent planning labels in this round.
+    pub label_seconds: f64,
+}
+
+/// Count, mean, spread and range of a set of returns (`{"count": 0}` when empty).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReturnSummary {
+    /// Values summarised.
+    pub count: usize,
+    /// Mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<f64>,
+    /// Standard deviation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std: Option<f64>,
+    /// Smallest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f32>,
+    /// Largest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f32>,
+}
+
+impl ReturnSummary {
+    /// The summary of `values`.
+    pub fn of(values: &[f32]) -> Self {
+        if values.is_empty() {
+            return ReturnSummary::default();
+        }
+        let n = values.len() as f64;
+        let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let var = values
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        ReturnSummary {
+            count: values.len(),
+            mean: Some(mean),
+            std: Some(var.sqrt()),
+            min: Some(values.iter().copied().fold(f32::INFINITY, f32::min)),
+            max: Some(values.iter().copied().fold(f32::NEG_INFINITY, f32::max)),
+        }
+    }
+}
+
+/// How a job came by its world model: fitted (with the fit's figures) or loaded from the
+/// checkpoint of the same data and settings, and what the per-agent check found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorldModelFit {
+    /// Transitions the model was fitted to (before screening).
+    pub transitions: usize,
+    /// Fitted by this job (`false`: loaded from its checkpoint).
+    pub fitted: bool,
+    /// The checkpoint's directory name under the task's models (none if it could not be
+    /// saved).
+    pub checkpoint: Option<String>,
+    /// The checkpoint fine-tuned from (another task's base model), if any.
+    #[serde(default)]
+    pub prior: Option<String>,
+    /// Extreme transitions left out of the fit.
+    #[serde(default)]
+    pub screen: Option<ScreenReport>,
+    /// Whether the prior was loaded and fine-tuned (a fit only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fine_tuned: Option<bool>,
+    /// Epochs run (a fit only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
+    /// Transitions trained on (a fit only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_size: Option<usize>,
+    /// Held-out mean squared error of each ensemble member (a fit only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout_mse: Option<Vec<f32>>,
+    /// Mean training loss of the last epoch (a fit only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_train_loss: Option<f32>,
+    /// Seconds the fit took (a fit only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    /// The per-agent check of the task's data (none while it has not run).
+    #[serde(default)]
+    pub agents: Option<AgentCheck>,
+    /// What to do about flagged agents.
+    #[serde(default)]
+    pub agents_advice: Option<String>,
+    /// Agents whose data was left out (`compute.exclude_flagged_agents`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded_agents: Option<Vec<String>>,
+}
+
+/// The Judicial Auditor's report on a set of phantom paths: the verdict, every detector's
+/// figure and threshold (`figures`), how many paths each detector flagged, and the
+/// per-agent check of the data behind the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditReport {
+    /// May the paths (or the policy that drove them) be used?
+    pub approved: bool,
+    /// Why not, one line each.
+    pub reasons: Vec<String>,
+    /// Measured figures and thresholds, by name.
+    pub figures: BTreeMap<String, f64>,
+    /// Paths each detector flagged.
+    pub flagged: BTreeMap<String, usize>,
+    /// Share of the paths rejected.
+    pub rejected_share: f32,
+    /// Paths audited.
+    pub paths: usize,
+    /// The per-agent check of the task's data.
+    #[serde(default)]
+    pub agents: Option<AgentCheck>,
+    /// What to do about flagged agents.
+    #[serde(default)]
+    pub agents_advice: Option<String>,
+}
+
+/// The result of a phantom-path simulation (`POST /simulate`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SimulationResult {
+    /// The task.
+    pub task: String,
+    /// Paths driven.
+    pub paths: usize,
+    /// Steps per path.
+    pub horizon: usize,
+    /// The planner that steered them (`cem`).
+    pub planner: String,
+    /// Imagined returns.
+    pub returns: ReturnSummary,
+    /// Their mean.
+    pub mean_return: f64,
+    /// The first 64 paths' returns.
+    pub path_returns: Vec<f32>,
+    /// Mean probability that a path is still alive at its end.
+    pub success_probability: f64,
+    /// Mean ensemble disagreement along the paths.
+    pub mean_uncertainty: f64,
+    /// The world model used.
+    pub world_model: WorldModelFit,
+    /// The auditor's report (none when `adversarial_audit` was off).
+    pub audit: Option<AuditReport>,
+}
+
+/// The policy fit of a training run's last distillation round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PolicyFitSummary {
+    /// Labelled rows.
+    pub samples: usize,
+    /// Epochs.
+    pub epochs: usize,
+    /// Loss before the fit.
+    pub initial_loss: f32,
+    /// Loss after it.
+    pub final_loss: f32,
+    /// Discrete actions: share of labels reproduced.
+    pub accuracy: Option<f32>,
+    /// Continuous actions: mean absolute error in box widths.
+    pub mean_abs_error: Option<f32>,
+    /// The fit's learning rate.
+    pub learning_rate: f32,
+}
+
+/// Every round of a training run's distillation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DistillSummary {
+    /// One entry per round.
+    pub rounds: Vec<DistillProgress>,
+    /// Seconds of the distillation.
+    pub seconds: f64,
+}
+
+/// The result of a training run (`POST /train`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TrainingResult {
+    /// The training run.
+    pub training_id: String,
+    /// The task.
+    pub task: String,
+    /// Base policy or adapter.
+    pub mode: PolicyKind,
+    /// For an adapter: the base's training run.
+    pub base_training: Option<String>,
+    /// The prototype's name for the training run (`checkpoints/<id>`), accepted by
+    /// `POST /instruction-packet/compile`.
+    pub trained_lora_path: String,
+    /// Whether the auditor approved the policy (compilation needs it, or `force`).
+    pub verdict_approved: bool,
+    /// States labelled by the last round.
+    pub labels: Option<usize>,
+    /// Distillation rounds run.
+    pub rounds: usize,
+    /// Phantom paths the auditor kept out of distillation.
+    pub rejected_paths: usize,
+    /// The policy's returns in imagination, from real start states.
+    pub imagined_return: ReturnSummary,
+    /// Mean probability that its imagined paths are still alive at their end.
+    pub imagined_survival: f64,
+    /// The last policy fit.
+    pub policy_fit: Option<PolicyFitSummary>,
+    /// Trainable parameters (LoRA factors only for an adapter).
+    pub trainable_params: usize,
+    /// The auditor's report on the policy's phantom paths.
+    pub audit: AuditReport,
+    /// The terminal value's fit (discrete-action tasks).
+    pub terminal_value: Option<ValueReport>,
+    /// The distillation's rounds.
+    pub distill: DistillSummary,
+    /// The world model used.
+    pub world_model: WorldModelFit,
+}
+
+/// The figures that come with a job event, by phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum PhaseMetrics {
+    /// `audit`: the auditor's report.
+    Audit(AuditReport),
+    /// `distill`: one distillation round.
+    Round(DistillProgress),
+    /// `fit_world_model`: the fit (or the checkpoint loaded).
+    WorldModel(WorldModelFit),
+    /// `distill` starts (after the terminal value, when there is one).
+    DistillStart(DistillStart),
+    /// `phantom_paths`: a simulation's step.
+    PhantomStep(PhantomStep),
+    /// `fit_world_model` starts.
+    FitStart(FitStart),
+    /// Figures of a shape this version does not know (an event stored by another one).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    Other(Value),
+}
+
+/// A distillation's start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DistillStart {
+    /// Rounds it will run.
+    pub rounds: usize,
+    /// Real states labelled in round 0.
+    pub initial_labels: usize,
+    /// The terminal value's fit, when the task has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal_value: Option<ValueReport>,
+}
+
+/// A simulation's progress through its horizon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PhantomStep {
+    /// Steps done.
+    pub step: usize,
+    /// Steps in all.
+    pub horizon: usize,
+    /// Paths driven.
+    pub paths: usize,
+}
+
+/// A world-model fit's start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FitStart {
+    /// Transitions it fits.
+    pub transitions: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_figures_read_back_as_the_phase_that_wrote_them() {
+        let fit = serde_json::json!({ "transitions": 80 });
+        assert!(matches!(
+            serde_json::from_value::<PhaseMetrics>(fit).unwrap(),
+            PhaseMetrics::FitStart(FitStart { transitions: 80 })
+        ));
+        let loaded = serde_json::json!({ "transitions": 80, "fitted": false, "checkpoint": "80-ab", "prior": null, "screen": null });
+        assert!(matches!(
+            serde_json::from_value::<PhaseMetrics>(loaded).unwrap(),
+            PhaseMetrics::WorldModel(WorldModelFit { fitted: false, .. })
+        ));
+        let step = serde_json::json!({ "step": 3, "horizon": 10, "paths": 4 });
+        assert!(matches!(
+            serde_json::from_value::<PhaseMetrics>(step).unwrap(),
+            PhaseMetrics::PhantomStep(PhantomStep { step: 3, .. })
+        ));
+        let other = serde_json::json!({ "something": "else" });
+        assert!(matches!(
+            serde_json::from_value::<PhaseMetrics>(other).unwrap(),
+            PhaseMetrics::Other(_)
+        ));
+    }
+
+    #[test]
+    fn an_empty_summary_is_its_count_alone() {
+        assert_eq!(
+            serde_json::to_value(ReturnSummary::of(&[])).unwrap(),
+            serde_json::json!({ "count": 0 })
+        );
+        let s = ReturnSummary::of(&[1.0, 3.0]);
+        assert_eq!((s.mean, s.min, s.max), (Some(2.0), Some(1.0), Some(3.0)));
+    }
+}
