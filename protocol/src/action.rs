@@ -8,12 +8,46 @@ use thiserror::Error;
 /// JSON is untagged so that it reads as in Gymnasium: `1` for a discrete action,
 /// `[0.25]` for a continuous one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged, try_from = "RawAction")]
 pub enum Action {
     /// Index of the chosen action in a discrete space.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::space::U32))]
     Discrete(u32),
     /// Values of a continuous action, one per dimension of a box space.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::space::F32Vector))]
     Continuous(Vec<f32>),
+}
+
+/// An action as JSON may write it: a discrete index also as an integral float (`3.0`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawAction {
+    Index(u64),
+    Number(f64),
+    Values(Vec<f32>),
+}
+
+impl TryFrom<RawAction> for Action {
+    type Error = String;
+
+    fn try_from(raw: RawAction) -> Result<Self, String> {
+        let index = |n: u64| {
+            u32::try_from(n)
+                .map(Action::Discrete)
+                .map_err(|_| format!("discrete action {n} is too large"))
+        };
+        match raw {
+            RawAction::Index(n) => index(n),
+            RawAction::Number(f) if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) => {
+                index(f as u64)
+            }
+            RawAction::Number(f) => Err(format!(
+                "a discrete action is a non-negative integer, got {f}"
+            )),
+            RawAction::Values(v) => Ok(Action::Continuous(v)),
+        }
+    }
 }
 
 /// An action, borrowed: lets environments be stepped without allocating per step.
@@ -136,6 +170,12 @@ mod tests {
             assert_eq!(serde_json::from_str::<Action>(&json).unwrap(), action);
         }
         assert!(serde_json::from_str::<Action>("-1").is_err());
+        assert_eq!(
+            serde_json::from_str::<Action>("3.0").unwrap(),
+            Action::Discrete(3)
+        );
+        assert!(serde_json::from_str::<Action>("2.5").is_err());
+        assert!(serde_json::from_str::<Action>("4294967296").is_err());
         assert!(serde_json::from_str::<Action>("\"left\"").is_err());
     }
 

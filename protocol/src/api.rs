@@ -73,6 +73,11 @@ pub struct ExperienceAccepted {
     pub total_transitions: u64,
 }
 
+/// The largest count a request may give (`num_trajectories`, `num_simulations`, a list's
+/// `limit`): larger ones are refused, as the OpenAPI document says; the server caps what it
+/// does by its configuration well below it.
+pub const MAX_REQUEST_COUNT: usize = 1_000_000_000;
+
 pub(crate) fn default_trajectories() -> usize {
     10
 }
@@ -100,14 +105,17 @@ pub struct SimulateRequest {
     )]
     pub task_description: String,
     /// Phantom paths (capped by `compute.max_trajectories`).
-    #[serde(default = "default_trajectories")]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    #[serde(
+        default = "default_trajectories",
+        deserialize_with = "crate::lenient::usize"
+    )]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000000000))]
     pub num_trajectories: usize,
     /// Run the Judicial Auditor on the paths.
     #[serde(default = "default_true")]
     pub adversarial_audit: bool,
     /// Steps per path (default `compute.simulate_horizon`, capped at 1000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::opt_usize")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
     pub horizon: Option<usize>,
 }
@@ -160,16 +168,19 @@ pub struct TrainRequest {
     pub task_name: String,
     /// Caps the states the planner labels per distillation round (with
     /// `compute.distill.initial_labels` / `labels_per_round`).
-    #[serde(default = "default_simulations")]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    #[serde(
+        default = "default_simulations",
+        deserialize_with = "crate::lenient::usize"
+    )]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000000000))]
     pub num_simulations: usize,
     /// LoRA rank of an adapter (default `compute.lora_rank`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::opt_usize")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 64))]
     pub lora_rank: Option<usize>,
     /// Learning rate of the policy fit (default `compute.distill.fit.learning_rate`).
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0.0, maximum = 1.0))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1e-9, maximum = 1.0))]
     pub learning_rate: Option<f32>,
     /// Run the DAgger rounds on audited phantom paths (false: real states only).
     #[serde(default = "default_true")]

@@ -17,14 +17,23 @@ pub const MAX_BATCH_TRANSITIONS: usize = 10_000;
 /// One step of real experience, as Gymnasium's `(obs, action, reward, next_obs,
 /// terminated, truncated)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transition {
     /// Observation before the action.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Vec<crate::space::F32>, min_items = 1, max_items = 4096)
+    )]
     pub obs: Vec<f32>,
     /// The action taken.
     pub action: Action,
     /// Reward received for the step.
     pub reward: f64,
     /// Observation after the action (the final observation if the episode ended).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Vec<crate::space::F32>, min_items = 1, max_items = 4096)
+    )]
     pub next_obs: Vec<f32>,
     /// The episode reached a terminal state of the task (no bootstrapping past it).
     pub terminated: bool,
@@ -34,12 +43,22 @@ pub struct Transition {
 
 /// A batch of transitions from one agent on one task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExperienceBatch {
     /// The reporting agent (an identifier).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")
+    )]
     pub agent_id: String,
     /// The task the experience was collected on; must equal the spec's name.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")
+    )]
     pub task_name: String,
     /// The transitions, in the order they happened.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 10000))]
     pub transitions: Vec<Transition>,
 }
 

@@ -132,7 +132,6 @@ pub struct JobEvent {
 /// request's own JSON (the form stored since the first server); a job record reads it back
 /// by the job's kind ([`JobSpec::read`]), other readers by its shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum JobSpec {
     /// A training run.
@@ -142,7 +141,6 @@ pub enum JobSpec {
     /// A packet compilation.
     Compile(CompileJob),
     /// A request of a shape this version does not read (stored by another version).
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     Other(Value),
 }
 
@@ -195,7 +193,6 @@ impl JobSpec {
 /// What a complete job produced. Written as the result's own JSON; a job record reads it
 /// back by the job's kind ([`JobOutput::read`]), other readers by its shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 #[allow(clippy::large_enum_variant)]
 pub enum JobOutput {
@@ -206,7 +203,6 @@ pub enum JobOutput {
     /// The packet compiled.
     Compilation(PacketRecord),
     /// A result of a shape this version does not read (stored by an earlier version).
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     Other(Value),
 }
 
@@ -385,4 +381,49 @@ pub struct JobStatusView {
     pub created_at: f64,
     /// Unix seconds.
     pub finished_at: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A training job as the previous version stored it (request with `resolved_mode`,
+    /// result as plain JSON): it reads back typed; a result of an unknown shape reads as
+    /// `Other` instead of failing the record.
+    #[test]
+    fn stored_job_records_read_back_typed() {
+        let stored = serde_json::json!({
+            "id": "train_1", "kind": "training", "agent_id": "a", "task": "CartPole-v1",
+            "status": "complete", "phase": "audit", "progress": 1.0,
+            "request": {"agent_id": "a", "task_name": "CartPole-v1", "num_simulations": 30,
+                "lora_rank": null, "learning_rate": null, "use_phantom_paths": true,
+                "mode": "auto", "resolved_mode": "base"},
+            "result": {"mean_return": 1.0},
+            "error": null, "last_seq": 9, "created_at": 1.0, "started_at": 1.5,
+            "finished_at": 2.0
+        });
+        let job: JobRecord = serde_json::from_value(stored.clone()).unwrap();
+        match &job.request {
+            JobSpec::Train(t) => {
+                assert_eq!(t.resolved_mode, Some(PolicyKind::Base));
+                assert_eq!(t.request.num_simulations, 30);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(job.result, Some(JobOutput::Other(_))));
+        assert_eq!(job.attempt, 0);
+        // Written back, the record is what was stored (plus the attempt).
+        let mut back = serde_json::to_value(&job).unwrap();
+        back.as_object_mut().unwrap().remove("attempt");
+        assert_eq!(back, stored);
+        let sim: JobRecord = serde_json::from_value(serde_json::json!({
+            "id": "sim_1", "kind": "simulation", "agent_id": "a", "task": "t",
+            "status": "queued", "phase": null, "progress": 0.0,
+            "request": {"agent_id": "a", "task_description": "t"},
+            "result": null, "error": null, "last_seq": 1, "created_at": 1.0,
+            "started_at": null, "finished_at": null
+        }))
+        .unwrap();
+        assert!(matches!(sim.request, JobSpec::Simulate(ref r) if r.num_trajectories == 10));
+    }
 }

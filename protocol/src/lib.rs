@@ -19,8 +19,11 @@ mod error_body;
 mod experience;
 mod ident;
 mod jobs;
+mod lenient;
 mod records;
 pub mod reports;
+#[cfg(feature = "openapi")]
+mod schema;
 mod space;
 mod task;
 mod termination;
@@ -29,9 +32,9 @@ pub mod ws;
 
 pub use action::{Action, ActionError, ActionRef};
 pub use api::{
-    CompileRequest, CompileResponse, ExperienceAccepted, Health, SigningKey, SimulateAccepted,
-    SimulateRequest, Status, TrainAccepted, TrainHistory, TrainHistoryEntry, TrainMode,
-    TrainRequest,
+    CompileRequest, CompileResponse, ExperienceAccepted, Health, MAX_REQUEST_COUNT, SigningKey,
+    SimulateAccepted, SimulateRequest, Status, TrainAccepted, TrainHistory, TrainHistoryEntry,
+    TrainMode, TrainRequest,
 };
 pub use error_body::{ErrorBody, ErrorCode, ErrorDetail};
 pub use experience::{

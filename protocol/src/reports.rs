@@ -423,7 +423,6 @@ pub struct TrainingResult {
 
 /// The figures that come with a job event, by phase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum PhaseMetrics {
     /// `audit`: the auditor's report.
@@ -439,7 +438,6 @@ pub enum PhaseMetrics {
     /// `fit_world_model` starts.
     FitStart(FitStart),
     /// Figures of a shape this version does not know (an event stored by another one).
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     Other(Value),
 }
 

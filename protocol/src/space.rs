@@ -15,11 +15,13 @@ pub const MAX_SPACE_DIM: usize = 4096;
 /// written as the strings `"inf"` / `"-inf"` because JSON has no infinity. Deserializing
 /// validates the space, so a space read from the wire is always well formed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", try_from = "RawSpace")]
 pub enum Space {
     /// `n` choices, numbered `0..n` (Gymnasium's `Discrete(n)` with `start = 0`).
     Discrete {
-        /// Number of choices, at least 1.
+        /// Number of choices, 1 to [`MAX_SPACE_DIM`].
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 4096))]
         n: u32,
     },
     /// A vector of `low.len()` real values, each within `[low[i], high[i]]` (Gymnasium's
@@ -27,9 +29,11 @@ pub enum Space {
     Box {
         /// Lower bounds; `-inf` for unbounded.
         #[serde(with = "bounds")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<bounds::Bound>, min_items = 1, max_items = 4096))]
         low: Vec<f32>,
         /// Upper bounds; `inf` for unbounded.
         #[serde(with = "bounds")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<bounds::Bound>, min_items = 1, max_items = 4096))]
         high: Vec<f32>,
     },
 }
@@ -40,6 +44,9 @@ pub enum SpaceError {
     /// A discrete space with no choices.
     #[error("a discrete space needs at least one choice")]
     NoChoices,
+    /// A discrete space with more than [`MAX_SPACE_DIM`] choices.
+    #[error("a discrete space has {0} choices; at most {MAX_SPACE_DIM} are supported")]
+    TooManyChoices(u32),
     /// A box whose bound vectors differ in length.
     #[error("box bounds differ in length: {low} low, {high} high")]
     BoundsLength {
@@ -133,6 +140,9 @@ impl Space {
                 if *n == 0 {
                     return Err(SpaceError::NoChoices);
                 }
+                if *n as usize > MAX_SPACE_DIM {
+                    return Err(SpaceError::TooManyChoices(*n));
+                }
             }
             Space::Box { low, high } => check_box(low, high)?,
         }
@@ -218,6 +228,7 @@ impl Space {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum RawSpace {
     Discrete {
+        #[serde(deserialize_with = "crate::lenient::u32")]
         n: u32,
     },
     Box {
@@ -239,17 +250,95 @@ impl TryFrom<RawSpace> for Space {
     }
 }
 
+/// The OpenAPI schema of an `f32` value in JSON: a number within the finite `f32` range
+/// (serde refuses larger ones).
+#[cfg(feature = "openapi")]
+pub struct F32;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for F32 {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Float)))
+            .minimum(Some(-f64::from(f32::MAX)))
+            .maximum(Some(f64::from(f32::MAX)))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for F32 {}
+
+/// The OpenAPI schema of a vector of `f32` values: 1 to [`MAX_SPACE_DIM`] of them.
+#[cfg(feature = "openapi")]
+pub struct F32Vector;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for F32Vector {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::ArrayBuilder;
+        ArrayBuilder::new()
+            .items(<F32 as utoipa::PartialSchema>::schema())
+            .min_items(Some(1))
+            .max_items(Some(MAX_SPACE_DIM))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for F32Vector {}
+
+/// The OpenAPI schema of a `u32` value: an integer from 0 to 2³² − 1.
+#[cfg(feature = "openapi")]
+pub struct U32;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for U32 {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(0))
+            .maximum(Some(u32::MAX))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for U32 {}
+
 /// Bounds as JSON numbers, with infinities as the strings `"inf"` and `"-inf"` (shared with
 /// [`crate::Termination`], so both write infinities the same way).
 pub(crate) mod bounds {
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+    /// One bound: a number, or an infinity as text.
     #[derive(Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     #[serde(untagged)]
-    enum Bound {
+    pub enum Bound {
+        /// A finite bound.
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::space::F32))]
         Number(f32),
+        /// `"inf"` or `"-inf"`.
+        #[cfg_attr(feature = "openapi", schema(value_type = Infinity))]
         Text(String),
+    }
+
+    /// The text of an infinite bound.
+    #[cfg(feature = "openapi")]
+    #[derive(utoipa::ToSchema)]
+    #[allow(dead_code)]
+    pub enum Infinity {
+        /// `+∞`.
+        #[schema(rename = "inf")]
+        Inf,
+        /// `-∞`.
+        #[schema(rename = "-inf")]
+        NegInf,
     }
 
     pub fn serialize<S: Serializer>(values: &[f32], serializer: S) -> Result<S::Ok, S::Error> {
@@ -332,6 +421,7 @@ mod tests {
     #[test]
     fn validate_reports_the_fault() {
         assert_eq!(Space::discrete(0), Err(SpaceError::NoChoices));
+        assert_eq!(Space::discrete(4097), Err(SpaceError::TooManyChoices(4097)));
         assert_eq!(
             Space::boxed(vec![0.0, 2.0], vec![1.0, 1.0]),
             Err(SpaceError::Inverted {

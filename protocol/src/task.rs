@@ -11,15 +11,28 @@ use crate::termination::{Termination, TerminationError};
 ///
 /// For the reference environments the name is the Gymnasium id (`"CartPole-v1"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskSpec {
     /// Task name, an identifier (see [`crate::validate_identifier`]).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")
+    )]
     pub name: String,
     /// Space of the observations.
     pub observation_space: Space,
     /// Space of the actions.
     pub action_space: Space,
     /// Steps after which an episode is truncated, if the task has such a limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_u32"
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<u64>, minimum = 1, maximum = 4294967295_u64)
+    )]
     pub max_episode_steps: Option<u32>,
     /// The task's termination rule, when it is known in advance (CartPole: the cart leaves
     /// the track or the pole falls past 12°). World models then end imagined episodes by

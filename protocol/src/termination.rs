@@ -19,6 +19,7 @@ use crate::space::{SpaceError, bounds, check_box};
 /// (not its dimension: [`crate::TaskSpec::validate`] checks it against the observation
 /// space).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", try_from = "RawTermination")]
 pub enum Termination {
     /// The episode ends after a step whose observation leaves the box: some dimension `i`
@@ -29,9 +30,11 @@ pub enum Termination {
     ObservationBounds {
         /// Lowest value of each dimension that continues; `-inf` for none.
         #[serde(with = "bounds")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::space::bounds::Bound>))]
         low: Vec<f32>,
         /// Highest value of each dimension that continues; `inf` for none.
         #[serde(with = "bounds")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::space::bounds::Bound>))]
         high: Vec<f32>,
     },
 }

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{ErrorBody, JobView, blocking};
+use super::{ErrorBody, JobView, blocking, check_id};
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
 use crate::records::{JobEvent, JobKind, JobRecord};
@@ -51,17 +51,32 @@ pub struct JobQuery {
     pub agent_id: Option<String>,
     /// Only jobs of this kind.
     pub kind: Option<JobKind>,
-    /// At most this many (default 100; more than 1,000 reads as 1,000).
-    #[param(minimum = 0)]
+    /// At most this many (default 100; more than 1,000 reads as 1,000; more than
+    /// 1,000,000,000 is refused).
+    #[param(minimum = 0, maximum = 1000000000)]
     pub limit: Option<usize>,
 }
 
 /// Jobs, newest first.
-#[utoipa::path(get, path = "/jobs", params(JobQuery), responses((status = 400, body = ErrorBody), (status = 200, body = [JobRecord])))]
+#[utoipa::path(get, path = "/jobs", params(JobQuery), responses((status = 400, body = ErrorBody), (status = 200, body = [JobRecord]), (status = 422, body = ErrorBody)))]
 pub async fn list_jobs(
     State(st): State<Arc<AppState>>,
     Query(q): Query<JobQuery>,
 ) -> Result<Json<Vec<JobRecord>>, ApiError> {
+    if let Some(agent) = &q.agent_id {
+        check_id("agent_id", agent)?;
+    }
+    if q.limit
+        .is_some_and(|l| l > plasma_protocol::MAX_REQUEST_COUNT)
+    {
+        return Err(ApiError::unprocessable(
+            ErrorCode::InvalidRequest,
+            format!(
+                "limit must be at most {}",
+                plasma_protocol::MAX_REQUEST_COUNT
+            ),
+        ));
+    }
     let store = st.store.clone();
     let jobs = blocking(move || {
         let mut jobs = store.list_jobs(q.agent_id.as_deref(), q.kind)?;

@@ -160,7 +160,40 @@ pub(crate) fn resolve_spec(store: &dyn Store, name: &str) -> Result<(TaskSpec, b
 pub struct ApiDoc;
 
 /// `GET /openapi.json`.
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+pub async fn openapi() -> Json<serde_json::Value> {
     use utoipa::OpenApi;
-    Json(ApiDoc::openapi())
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    fix_link_keys(&mut doc);
+    Json(doc)
+}
+
+/// utoipa 5.5 writes the fields of OpenAPI link objects in snake case (`operation_id`);
+/// the specification names them in camel case (`operationId`), as tools expect.
+fn fix_link_keys(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let operations = paths.values_mut().filter_map(|p| p.as_object_mut());
+    for operation in operations.flat_map(|p| p.values_mut()) {
+        let responses = operation
+            .get_mut("responses")
+            .and_then(|r| r.as_object_mut());
+        for response in responses.into_iter().flat_map(|r| r.values_mut()) {
+            let links = response.get_mut("links").and_then(|l| l.as_object_mut());
+            for link in links.into_iter().flat_map(|l| l.values_mut()) {
+                let Some(link) = link.as_object_mut() else {
+                    continue;
+                };
+                for (from, to) in [
+                    ("operation_id", "operationId"),
+                    ("operation_ref", "operationRef"),
+                    ("request_body", "requestBody"),
+                ] {
+                    if let Some(v) = link.remove(from) {
+                        link.insert(to.to_owned(), v);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -14,7 +14,7 @@ use crate::records::{TaskRecord, now_secs};
 
 /// Registers a task from its spec (admin). Reference environments (`CartPole-v1`, …) are
 /// known without registration.
-#[utoipa::path(post, path = "/tasks", request_body(content = Object, description = "plasma-protocol TaskSpec"),
+#[utoipa::path(post, path = "/tasks", request_body = TaskSpec,
     responses((status = 400, body = ErrorBody), (status = 201, body = TaskRecord, links(
             ("GetTask" = (operation_id = "get_task", parameters(("name" = "$response.body#/name"))))
         )), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]

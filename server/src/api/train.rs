@@ -6,6 +6,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use plasma_protocol::{JobSpec, TrainHistoryEntry};
+#[allow(unused_imports)] // the OpenAPI link's request body
+use serde_json::json;
 
 use super::jobs::{IdName, job_of_kind, status_view};
 use super::{
@@ -23,7 +25,12 @@ use crate::service;
             ("GetTraining" = (operation_id = "get_training", parameters(("training_id" = "$response.body#/training_id")))),
             ("GetJob" = (operation_id = "get_job", parameters(("id" = "$response.body#/training_id")))),
             ("TrainHistory" = (operation_id = "train_history", parameters(("agent_id" = "$request.body#/agent_id")))),
-            ("CancelJob" = (operation_id = "cancel_job", parameters(("id" = "$response.body#/training_id"))))
+            ("CancelJob" = (operation_id = "cancel_job", parameters(("id" = "$response.body#/training_id")))),
+            ("Compile" = (operation_id = "compile", request_body = json!({
+                "agent_id": "$request.body#/agent_id",
+                "trained_lora_path": "$response.body#/training_id",
+                "force": true
+            })))
         )), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn train(
@@ -64,7 +71,7 @@ pub async fn get_training(
 }
 
 /// An agent's training runs.
-#[utoipa::path(get, path = "/train/history/{agent_id}", params(("agent_id" = String, Path)),
+#[utoipa::path(get, path = "/train/history/{agent_id}", params(("agent_id" = String, Path, pattern = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")),
     responses((status = 400, body = ErrorBody), (status = 200, body = TrainHistory), (status = 422, body = ErrorBody)))]
 pub async fn train_history(
     State(st): State<Arc<AppState>>,

@@ -55,7 +55,9 @@ fn named_training(req: &CompileRequest) -> String {
 pub async fn prepare(svc: &Arc<Service>, spec: &CompileJob) -> Result<PreparedCompile> {
     let req = &spec.request;
     check_id("agent_id", &req.agent_id)?;
-    if req.target_device.is_empty() || req.target_device.len() > MAX_TARGET_DEVICE_LEN {
+    // Characters, as the OpenAPI document's maxLength counts them (not bytes).
+    let chars = req.target_device.chars().count();
+    if chars == 0 || chars > MAX_TARGET_DEVICE_LEN {
         return Err(ServiceError::invalid(
             ErrorCode::InvalidRequest,
             format!("target_device must be 1 to {MAX_TARGET_DEVICE_LEN} characters"),

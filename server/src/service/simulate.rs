@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use plasma_protocol::{JobOutput, JobSpec, SimulateRequest};
+use plasma_protocol::{JobOutput, JobSpec, MAX_REQUEST_COUNT, SimulateRequest};
 
 use super::{Result, Service, ServiceError, check_id, failure, load_experience};
 use crate::error::ErrorCode;
@@ -19,10 +19,10 @@ pub const MAX_HORIZON: usize = 1000;
 /// drives. Run when the request arrives and again when a restart resumes the job.
 pub async fn prepare(svc: &Arc<Service>, req: &SimulateRequest) -> Result<(Work, usize)> {
     check_id("agent_id", &req.agent_id)?;
-    if req.num_trajectories == 0 {
+    if req.num_trajectories == 0 || req.num_trajectories > MAX_REQUEST_COUNT {
         return Err(ServiceError::invalid(
             ErrorCode::InvalidRequest,
-            "num_trajectories must be at least 1",
+            format!("num_trajectories must be 1..={MAX_REQUEST_COUNT}"),
         ));
     }
     if req.horizon == Some(0) || req.horizon.is_some_and(|h| h > MAX_HORIZON) {

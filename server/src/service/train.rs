@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use plasma_protocol::{JobOutput, JobSpec, TrainJob, TrainMode, TrainRequest, TrainingResult};
+use plasma_protocol::{
+    JobOutput, JobSpec, MAX_REQUEST_COUNT, TrainJob, TrainMode, TrainRequest, TrainingResult,
+};
 use plasma_world_model::PolicyModel;
 
 use super::{
@@ -18,6 +20,10 @@ use crate::jobs::{JobContext, Work};
 use crate::pipeline::{self, PolicyTarget, StoredPolicy};
 use crate::records::{JobKind, JobRecord, JobStatus, PolicyKind, TaskRecord};
 use crate::storage::Store;
+
+/// The smallest learning rate accepted (the OpenAPI document's minimum): below it an f32
+/// fit does not move.
+pub const MIN_LEARNING_RATE: f32 = 1e-9;
 
 /// A training run's work from its (validated) request.
 pub struct PreparedTraining {
@@ -44,16 +50,16 @@ pub async fn prepare(svc: &Arc<Service>, req: &TrainRequest) -> Result<PreparedT
     let learning_rate = req
         .learning_rate
         .unwrap_or(settings.distill.fit.learning_rate);
-    if !(learning_rate.is_finite() && learning_rate > 0.0 && learning_rate <= 1.0) {
+    if !(MIN_LEARNING_RATE..=1.0).contains(&learning_rate) {
         return Err(ServiceError::invalid(
             ErrorCode::InvalidRequest,
-            "learning_rate must be in (0, 1]",
+            format!("learning_rate must be in [{MIN_LEARNING_RATE:e}, 1]"),
         ));
     }
-    if req.num_simulations == 0 {
+    if req.num_simulations == 0 || req.num_simulations > MAX_REQUEST_COUNT {
         return Err(ServiceError::invalid(
             ErrorCode::InvalidRequest,
-            "num_simulations must be at least 1",
+            format!("num_simulations must be 1..={MAX_REQUEST_COUNT}"),
         ));
     }
     let task = svc.usable_task(&req.task_name).await?;

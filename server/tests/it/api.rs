@@ -66,6 +66,11 @@ async fn service_endpoints_answer_in_their_documented_shapes() {
         assert!(doc["paths"][path].is_object(), "openapi lacks {path}");
     }
     assert!(doc["components"]["schemas"]["SimulateRequest"].is_object());
+    // Links name their target operation as the specification spells it, and it exists.
+    let link = &doc["paths"]["/simulate"]["post"]["responses"]["202"]["links"]["GetJob"];
+    assert_eq!(link["operationId"], "get_job", "{link}");
+    assert_eq!(doc["paths"]["/jobs/{id}"]["get"]["operationId"], "get_job");
+    assert!(link.get("operation_id").is_none(), "{link}");
 
     let r = s.http.get(s.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);

@@ -429,8 +429,9 @@ async fn kill_9_during_training_and_compilation_writes_each_result_once() {
         .await
         .unwrap();
     let train_id = tr["training_id"].as_str().unwrap().to_owned();
+    // Killed once it computes (its first phase has begun; its start is then on disk).
     for _ in 0..400 {
-        if get_json(&http, format!("{base}/jobs/{train_id}")).await["status"] == "running" {
+        if get_json(&http, format!("{base}/jobs/{train_id}")).await["phase"] == "fit_world_model" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
