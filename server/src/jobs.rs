@@ -44,6 +44,9 @@ struct LiveJob {
     record: JobRecord,
     events: Vec<JobEvent>,
     last_progress: Option<Instant>,
+    /// Its start is queued for the writer but not yet on disk: readers still see it
+    /// queued, so that nobody observes `running` that a crash would take back.
+    start_pending: bool,
 }
 
 struct Live {
@@ -227,7 +230,11 @@ impl Jobs {
     pub fn live_job(&self, id: &str) -> Option<(JobRecord, Vec<JobEvent>)> {
         let live = self.live.lock().ok()?.get(id).cloned()?;
         let s = live.state.lock().ok()?;
-        Some((s.record.clone(), s.events.clone()))
+        let mut record = s.record.clone();
+        if s.start_pending && record.status == JobStatus::Running {
+            record.status = JobStatus::Queued;
+        }
+        Some((record, s.events.clone()))
     }
 
     /// Asks a queued or running job to stop; `false` if it is not live here.
@@ -365,6 +372,7 @@ impl Jobs {
                 record: record.clone(),
                 events,
                 last_progress: None,
+                start_pending: false,
             }),
             cancel: AtomicBool::new(false),
         });
@@ -419,8 +427,10 @@ impl Jobs {
         if let Ok(mut s) = live.state.lock() {
             s.record.started_at = Some(now_secs());
             s.record.attempt += 1;
+            s.start_pending = true;
         }
-        // Durable before the work starts: a crash from here on counts as an attempt.
+        // Durable before the work starts (and before anyone sees it running): a crash
+        // from here on counts as an attempt.
         let started = self.emit(
             &live,
             EventKind::Started,
@@ -432,6 +442,9 @@ impl Jobs {
         );
         if let Some(started) = started {
             let _ = started.await;
+        }
+        if let Ok(mut s) = live.state.lock() {
+            s.start_pending = false;
         }
         let ctx = JobContext {
             jobs: self.clone(),

@@ -61,7 +61,13 @@ pub async fn train(
 
 /// A training run's status, progress, metrics and audit.
 #[utoipa::path(get, path = "/train/{training_id}", params(("training_id" = String, Path)),
-    responses((status = 200, body = JobStatusView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = JobStatusView, links(
+            ("Compile" = (operation_id = "compile", request_body = json!({
+                "agent_id": "$response.body#/agent_id",
+                "trained_lora_path": "$response.body#/training_id",
+                "force": true
+            })))
+        )), (status = 404, body = ErrorBody)))]
 pub async fn get_training(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
