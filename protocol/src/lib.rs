@@ -5,9 +5,10 @@
 //! agent does ([`Action`], [`ActionRef`]) and what it reports back ([`Transition`],
 //! [`ExperienceBatch`]), a task's known termination rule ([`Termination`]), and the server's API: requests and answers of its endpoints
 //! ([`TrainRequest`], [`CompileResponse`], …), jobs and their events ([`JobRecord`],
-//! [`JobEvent`]) and error bodies ([`ErrorBody`]). The crate depends on serde-level crates
-//! only, so that small edge devices can use it; the `openapi` feature derives utoipa
-//! schemas for the server's OpenAPI document.
+//! [`JobEvent`]), what jobs report ([`reports`]) and error bodies ([`ErrorBody`]). The crate
+//! depends on serde-level crates and plasma-packets (whose packet kind and audit status
+//! the API uses), all of which edge devices carry anyway; the `openapi` feature derives
+//! utoipa schemas for the server's OpenAPI document.
 //!
 //! All types round-trip through JSON with serde. Values that JSON cannot hold (infinite
 //! bounds of a box space or of a termination rule) are written as the strings `"inf"` and
