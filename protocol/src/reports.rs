@@ -152,7 +152,7 @@ pub struct ValueReport {
     pub seconds: f64,
 }
 
-/// What a call of [`PolicyModel::fit`] did.
+/// What a call of plasma-world-model's `PolicyModel::fit` did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyFitReport {
