@@ -38,6 +38,26 @@ pub struct TaskRecord {
     pub updated_at: f64,
 }
 
+impl TaskRecord {
+    /// A task with no experience yet, created at `now` (Unix seconds).
+    pub fn new(spec: TaskSpec, builtin: bool, now: f64) -> Self {
+        TaskRecord {
+            name: spec.name.clone(),
+            spec,
+            builtin,
+            transitions: 0,
+            chunks: 0,
+            agents: vec![],
+            base_training: None,
+            agent_transitions: Default::default(),
+            next_chunk: 0,
+            deletions: vec![],
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// One stored upload of experience and where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -54,18 +54,14 @@ struct Live {
     cancel: AtomicBool,
 }
 
-/// Work for the writer thread.
-enum Write {
-    /// A job's new state and one new event (`dropped`: an old event to delete, the history
-    /// being bounded); `done` is told once it is durable (or failed).
-    Event {
-        job: Box<JobRecord>,
-        event: Box<JobEvent>,
-        dropped: Option<u64>,
-        done: Option<oneshot::Sender<()>>,
-    },
-    /// Told when every write queued before it is done.
-    Flush(oneshot::Sender<()>),
+/// One write for the writer thread: a job's new state and one new event (`dropped`: an
+/// old event to delete, the history being bounded); `done` is told once it is durable (or
+/// failed).
+struct Write {
+    job: JobRecord,
+    event: JobEvent,
+    dropped: Option<u64>,
+    done: oneshot::Sender<()>,
 }
 
 /// Writes jobs and events in the order they were queued, then broadcasts each event.
@@ -75,25 +71,11 @@ fn writer(
     writes: mpsc::Receiver<Write>,
 ) {
     for w in writes {
-        match w {
-            Write::Event {
-                job,
-                event,
-                dropped,
-                done,
-            } => {
-                if let Err(e) = store.append_job_event(&job, &event, dropped) {
-                    tracing::error!(job = %job.id, error = %e, "cannot persist job");
-                }
-                let _ = events.send(Arc::from(event));
-                if let Some(done) = done {
-                    let _ = done.send(());
-                }
-            }
-            Write::Flush(done) => {
-                let _ = done.send(());
-            }
+        if let Err(e) = store.append_job_event(&w.job, &w.event, w.dropped) {
+            tracing::error!(job = %w.job.id, error = %e, "cannot persist job");
         }
+        let _ = events.send(Arc::new(w.event));
+        let _ = w.done.send(());
     }
 }
 
@@ -163,14 +145,6 @@ impl Jobs {
             shutting_down: AtomicBool::new(false),
             metrics,
         }))
-    }
-
-    /// Waits until every job write queued so far is durable.
-    pub async fn flush(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.send(Write::Flush(tx)) {
-            let _ = rx.await;
-        }
     }
 
     /// Writes what is queued, then stops the writer thread (and so releases its hold on
@@ -573,11 +547,11 @@ impl Jobs {
         // Queued under the job's lock, so that its events are written in order; written
         // by the writer thread, with no lock held.
         let (tx, rx) = oneshot::channel();
-        let write = Write::Event {
-            job: Box::new(s.record.clone()),
-            event: Box::new(ev),
+        let write = Write {
+            job: s.record.clone(),
+            event: ev,
             dropped,
-            done: Some(tx),
+            done: tx,
         };
         let queued = self.send(write);
         drop(s);

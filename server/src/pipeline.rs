@@ -30,7 +30,7 @@ use plasma_packets::signing::PacketSigner;
 use plasma_packets::{FloatLora, FloatPolicy};
 use plasma_protocol::reports::{
     AuditReport, DistillStart, DistillSummary, FitStart, PhantomStep, PhaseMetrics,
-    PolicyFitSummary, ReturnSummary, SimulationResult, ValueReport, WorldModelFit,
+    PolicyFitSummary, ReturnSummary, SimulationResult, TrainingResult, WorldModelFit,
 };
 use plasma_protocol::{Action, PolicyKind, TaskSpec, Transition};
 use plasma_world_model::audit::{
@@ -553,6 +553,10 @@ pub struct TrainParams<'a> {
     /// A world-model checkpoint to fine-tune instead of fitting from scratch: the model of
     /// another task's base, for an adapter to a changed condition.
     pub prior_model: Option<&'a Path>,
+    /// The training run (the job's id), named in the result.
+    pub training_id: &'a str,
+    /// For an adapter: the training run of its base.
+    pub base_training: Option<&'a str>,
 }
 
 /// What a training run produced.
@@ -561,37 +565,8 @@ pub struct TrainedPolicy {
     pub policy: PolicyModel,
     /// The auditor's verdict on the policy's phantom paths.
     pub verdict: Verdict,
-    /// Figures for the job's result.
-    pub figures: TrainingFigures,
-}
-
-/// A training run's figures (the job's result adds the ids).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrainingFigures {
-    /// Base or adapter.
-    pub mode: PolicyKind,
-    /// States labelled by the last round.
-    pub labels: Option<usize>,
-    /// Distillation rounds run.
-    pub rounds: usize,
-    /// Phantom paths kept out of distillation.
-    pub rejected_paths: usize,
-    /// Imagined returns of the distilled policy.
-    pub imagined_return: ReturnSummary,
-    /// Mean survival of its imagined paths.
-    pub imagined_survival: f64,
-    /// The last policy fit.
-    pub policy_fit: Option<PolicyFitSummary>,
-    /// Trainable parameters.
-    pub trainable_params: usize,
-    /// The auditor's report on its phantom paths.
-    pub audit: AuditReport,
-    /// The terminal value's fit.
-    pub terminal_value: Option<ValueReport>,
-    /// The distillation's rounds.
-    pub distill: DistillSummary,
-    /// The world model used.
-    pub world_model: WorldModelFit,
+    /// The job's result.
+    pub result: TrainingResult,
 }
 
 /// Policy-driven phantom paths from real starts (evaluation and audit).
@@ -625,11 +600,11 @@ pub fn train_policy(
     let (fitted, exp) = world_model(exp, settings, model_root, params.prior_model, progress)?;
     let exp = exp.as_ref();
     check_cancel(progress)?;
-    let (policy, figures, audit) = distil_fitted(&fitted, exp, settings, params, progress)?;
+    let (policy, result, audit) = distil_fitted(&fitted, exp, settings, params, progress)?;
     Ok(TrainedPolicy {
         policy,
         verdict: audit.verdict,
-        figures,
+        result,
     })
 }
 
@@ -643,7 +618,7 @@ fn distil_fitted(
     settings: &ComputeConfig,
     params: &TrainParams<'_>,
     progress: &mut dyn Progress,
-) -> Result<(PolicyModel, TrainingFigures, PathAudit)> {
+) -> Result<(PolicyModel, TrainingResult, PathAudit)> {
     let model = fitted.model.as_ref();
     let obs_dim = exp.spec.observation_space.dim();
     let device = model.device().clone();
@@ -742,7 +717,12 @@ fn distil_fitted(
     progress.audit(audit_figures.clone());
     let last = report.distill.rounds.last();
     let fit = report.distill.last_fit.as_ref();
-    let figures = TrainingFigures {
+    let result = TrainingResult {
+        training_id: params.training_id.to_owned(),
+        task: exp.spec.name.clone(),
+        base_training: params.base_training.map(str::to_owned),
+        trained_lora_path: format!("checkpoints/{}", params.training_id),
+        verdict_approved: audit.verdict.approved,
         mode: match params.target {
             PolicyTarget::Base => PolicyKind::Base,
             PolicyTarget::Adapter { .. } => PolicyKind::Adapter,
@@ -770,7 +750,7 @@ fn distil_fitted(
         },
         world_model: fitted.report.clone(),
     };
-    Ok((policy, figures, audit))
+    Ok((policy, result, audit))
 }
 
 /// A trained policy as stored between training and compilation (`blobs/policies/<id>.json`):

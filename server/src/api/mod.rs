@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use axum::{Json, extract::rejection::BytesRejection};
-use plasma_protocol::{TaskSpec, validate_identifier};
+use plasma_protocol::TaskSpec;
 use serde::de::DeserializeOwned;
 
 pub use plasma_protocol::{
@@ -87,8 +87,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
 }
 
 pub(crate) fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
-    validate_identifier(id)
-        .map_err(|e| ApiError::unprocessable(ErrorCode::InvalidIdentifier, format!("{what}: {e}")))
+    Ok(crate::service::check_id(what, id)?)
 }
 
 /// Runs blocking storage work off the async runtime.
@@ -160,11 +159,15 @@ pub(crate) fn resolve_spec(store: &dyn Store, name: &str) -> Result<(TaskSpec, b
 pub struct ApiDoc;
 
 /// `GET /openapi.json`.
-pub async fn openapi() -> Json<serde_json::Value> {
+pub async fn openapi() -> Json<&'static serde_json::Value> {
     use utoipa::OpenApi;
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
-    fix_link_keys(&mut doc);
-    Json(doc)
+    // The same for the life of the process: built once.
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    Json(DOC.get_or_init(|| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        fix_link_keys(&mut doc);
+        doc
+    }))
 }
 
 /// utoipa 5.5 writes the fields of OpenAPI link objects in snake case (`operation_id`);

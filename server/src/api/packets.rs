@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use plasma_protocol::validate_identifier;
 
-use super::{ApiJson, CompileRequest, CompileResponse, ErrorBody, blocking, check_id};
+use super::{ApiJson, CompileRequest, CompileResponse, ErrorBody, blocking};
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
 use crate::records::PacketRecord;
@@ -28,7 +28,6 @@ pub async fn compile(
     State(st): State<Arc<AppState>>,
     ApiJson(req): ApiJson<CompileRequest>,
 ) -> Result<Json<CompileResponse>, ApiError> {
-    check_id("agent_id", &req.agent_id)?;
     let agent = req.agent_id.clone();
     let (job, rec) = service::compile::run(&st.service, req).await?;
     Ok(Json(CompileResponse {

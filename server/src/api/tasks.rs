@@ -35,21 +35,7 @@ pub async fn register_task(
                 format!("task {} exists with another spec", spec.name),
             ));
         }
-        let now = now_secs();
-        let record = TaskRecord {
-            name: spec.name.clone(),
-            spec,
-            builtin: false,
-            transitions: 0,
-            chunks: 0,
-            agents: vec![],
-            base_training: None,
-            agent_transitions: Default::default(),
-            next_chunk: 0,
-            deletions: vec![],
-            created_at: now,
-            updated_at: now,
-        };
+        let record = TaskRecord::new(spec, false, now_secs());
         store.put_task(&record)?;
         Ok(record)
     })

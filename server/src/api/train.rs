@@ -37,7 +37,6 @@ pub async fn train(
     State(st): State<Arc<AppState>>,
     ApiJson(req): ApiJson<TrainRequest>,
 ) -> Result<(StatusCode, Json<TrainAccepted>), ApiError> {
-    check_id("agent_id", &req.agent_id)?;
     let (agent, task) = (req.agent_id.clone(), req.task_name.clone());
     let (job, resolved) = service::train::start(&st.service, req).await?;
     let what = match resolved.kind {

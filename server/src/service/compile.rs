@@ -206,15 +206,16 @@ impl Compiler {
         let created_at = ctx.created_at();
         let store = self.svc.store.as_ref();
         ctx.progress("compile", 0.1, None);
+        // The compiled run's own provenance, with the audit status the request allows.
+        let mut prov = self.provenance(
+            &self.agent,
+            &self.training_id,
+            &self.policy.verdict,
+            created_at,
+        );
+        prov.audit = self.audit;
         let (built, kind, base_id) = match &self.policy.base_training {
             None => {
-                let mut prov = self.provenance(
-                    &self.agent,
-                    &self.training_id,
-                    &self.policy.verdict,
-                    created_at,
-                );
-                prov.audit = self.audit;
                 let built = pipeline::compile_base(&self.policy, prov, self.signer(), self.level())
                     .map_err(failure)?;
                 (built, PolicyKind::Base, None)
@@ -224,13 +225,6 @@ impl Compiler {
                 let digest: Digest = base_id
                     .parse()
                     .map_err(|_| internal_failure(format!("bad base packet id {base_id}")))?;
-                let mut prov = self.provenance(
-                    &self.agent,
-                    &self.training_id,
-                    &self.policy.verdict,
-                    created_at,
-                );
-                prov.audit = self.audit;
                 let built = pipeline::compile_adapter(
                     &self.policy,
                     digest,

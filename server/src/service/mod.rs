@@ -251,20 +251,7 @@ mod tests {
     use super::*;
 
     fn record(spec: TaskSpec, builtin: bool) -> TaskRecord {
-        TaskRecord {
-            name: spec.name.clone(),
-            spec,
-            builtin,
-            transitions: 0,
-            chunks: 0,
-            agents: vec![],
-            base_training: None,
-            agent_transitions: Default::default(),
-            next_chunk: 0,
-            deletions: vec![],
-            created_at: 0.0,
-            updated_at: 0.0,
-        }
+        TaskRecord::new(spec, builtin, 0.0)
     }
 
     #[test]

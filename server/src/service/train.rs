@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use plasma_protocol::{
-    JobOutput, JobSpec, MAX_REQUEST_COUNT, TrainJob, TrainMode, TrainRequest, TrainingResult,
-};
+use plasma_protocol::{JobOutput, JobSpec, MAX_REQUEST_COUNT, TrainJob, TrainMode, TrainRequest};
 use plasma_world_model::PolicyModel;
 
 use super::{
@@ -29,7 +27,14 @@ pub const MIN_LEARNING_RATE: f32 = 1e-9;
 pub struct PreparedTraining {
     /// The work.
     pub work: Work,
-    /// Base or adapter, as resolved.
+    /// What the request resolved to.
+    pub resolved: ResolvedTraining,
+}
+
+/// What a training request resolved to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedTraining {
+    /// Base or adapter.
     pub kind: PolicyKind,
     /// The base an adapter trains on.
     pub base_training: Option<String>,
@@ -106,18 +111,20 @@ pub async fn prepare(svc: &Arc<Service>, req: &TrainRequest) -> Result<PreparedT
             },
             None => PolicyTarget::Base,
         };
+        let id = ctx.job_id();
         let params = pipeline::TrainParams {
             target,
             label_states,
             learning_rate,
             use_phantom_paths,
             prior_model: prior.as_deref(),
+            training_id: &id,
+            base_training: base_for_job.as_deref(),
         };
         let mut progress = ctx;
         let trained = pipeline::train_policy(&exp, &settings, &params, &root, &mut progress)
             .map_err(failure)?;
         loaded.store(true, Ordering::Relaxed);
-        let id = ctx.job_id();
         let stored = StoredPolicy::new(
             &task.name,
             &id,
@@ -138,60 +145,30 @@ pub async fn prepare(svc: &Arc<Service>, req: &TrainRequest) -> Result<PreparedT
                 b.insert(id.clone(), trained.policy);
             }
         }
-        let f = trained.figures;
-        Ok(JobOutput::Training(TrainingResult {
-            trained_lora_path: format!("checkpoints/{id}"),
-            training_id: id,
-            task: task.name.clone(),
-            mode: f.mode,
-            base_training: base_for_job.clone(),
-            verdict_approved: trained.verdict.approved,
-            labels: f.labels,
-            rounds: f.rounds,
-            rejected_paths: f.rejected_paths,
-            imagined_return: f.imagined_return,
-            imagined_survival: f.imagined_survival,
-            policy_fit: f.policy_fit,
-            trainable_params: f.trainable_params,
-            audit: f.audit,
-            terminal_value: f.terminal_value,
-            distill: f.distill,
-            world_model: f.world_model,
-        }))
+        Ok(JobOutput::Training(trained.result))
     });
     Ok(PreparedTraining {
         work,
-        kind,
-        base_training,
+        resolved: ResolvedTraining {
+            kind,
+            base_training,
+        },
     })
 }
 
 /// Accepts a training run: resolved, stored as a queued job, run when a slot frees.
-pub async fn start(svc: &Arc<Service>, req: TrainRequest) -> Result<(JobRecord, PreparedMeta)> {
+pub async fn start(svc: &Arc<Service>, req: TrainRequest) -> Result<(JobRecord, ResolvedTraining)> {
     let prepared = prepare(svc, &req).await?;
-    let meta = PreparedMeta {
-        kind: prepared.kind,
-        base_training: prepared.base_training.clone(),
-    };
     let (agent, task) = (req.agent_id.clone(), req.task_name.clone());
     let spec = JobSpec::Train(TrainJob {
         request: req,
-        resolved_mode: Some(prepared.kind),
+        resolved_mode: Some(prepared.resolved.kind),
     });
     let (job, _) = svc
         .jobs
         .submit(JobKind::Training, &agent, &task, spec, prepared.work)
         .await?;
-    Ok((job, meta))
-}
-
-/// What a training request resolved to.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PreparedMeta {
-    /// Base or adapter.
-    pub kind: PolicyKind,
-    /// The base an adapter trains on.
-    pub base_training: Option<String>,
+    Ok((job, prepared.resolved))
 }
 
 /// The checkpoint of the world model that base `base_training` was distilled in, when that

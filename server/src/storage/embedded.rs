@@ -250,20 +250,9 @@ impl Store for EmbeddedStore {
             .lock()
             .map_err(|_| StoreError::Db("append lock poisoned".into()))?;
         let now = now_secs();
-        let mut task = self.get_task(&spec.name)?.unwrap_or_else(|| TaskRecord {
-            name: spec.name.clone(),
-            spec: spec.clone(),
-            builtin,
-            transitions: 0,
-            chunks: 0,
-            agents: vec![],
-            base_training: None,
-            agent_transitions: BTreeMap::new(),
-            next_chunk: 0,
-            deletions: vec![],
-            created_at: now,
-            updated_at: now,
-        });
+        let mut task = self
+            .get_task(&spec.name)?
+            .unwrap_or_else(|| TaskRecord::new(spec.clone(), builtin, now));
         let bytes = wire::encode(batch).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         // The chunk file is durable before the records that count it; a crash in between
         // leaves an uncounted file that the next append overwrites.
