@@ -27,7 +27,8 @@ pub struct Transition {
     pub obs: Vec<f32>,
     /// The action taken.
     pub action: Action,
-    /// Reward received for the step.
+    /// Reward received for the step: finite and within f32's range (models learn in f32).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::space::F32))]
     pub reward: f64,
     /// Observation after the action (the final observation if the episode ended).
     #[cfg_attr(
@@ -146,8 +147,9 @@ pub enum ExperienceError {
         /// The space's upper bound there.
         high: f32,
     },
-    /// A NaN or infinite reward.
-    #[error("transition {index}: reward is not finite")]
+    /// A NaN or infinite reward, or one beyond f32's range (it would be infinite where
+    /// models learn).
+    #[error("transition {index}: reward is not a finite f32 (|reward| <= 3.4028235e38)")]
     NonFiniteReward {
         /// Index of the transition in the batch.
         index: usize,
@@ -227,7 +229,7 @@ impl ExperienceBatch {
                     });
                 }
             }
-            if !t.reward.is_finite() {
+            if !(t.reward as f32).is_finite() {
                 return Err(ExperienceError::NonFiniteReward { index });
             }
             spec.action_space
@@ -366,6 +368,13 @@ mod tests {
         assert_eq!(
             batch(vec![t]).validate(&spec),
             Err(ExperienceError::NonFiniteReward { index: 0 })
+        );
+        let mut t = step(0);
+        t.reward = -1e39;
+        assert_eq!(
+            batch(vec![step(0), t]).validate(&spec),
+            Err(ExperienceError::NonFiniteReward { index: 1 }),
+            "a reward that is infinite as f32"
         );
 
         assert_eq!(

@@ -46,7 +46,9 @@ pub use jobs::{
     CompileJob, EventKind, JobEvent, JobKind, JobOutput, JobRecord, JobSpec, JobStatus,
     JobStatusView, JobView, TrainJob,
 };
-pub use records::{ChunkRecord, DeletionRecord, PacketRecord, PolicyKind, TaskRecord};
+pub use records::{
+    AgentSummary, ChunkRecord, DeletionRecord, PacketRecord, PolicyKind, TaskRecord,
+};
 pub use reports::{AuditReport, PhaseMetrics, SimulationResult, TrainingResult, WorldModelFit};
 pub use space::{MAX_SPACE_DIM, Space, SpaceError};
 pub use task::{TaskError, TaskSpec};

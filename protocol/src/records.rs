@@ -6,7 +6,7 @@ use crate::task::TaskSpec;
 
 /// A task the server knows: its spec and how much experience it holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Task))]
 pub struct TaskRecord {
     /// The task's name (an identifier), e.g. `CartPole-v1`.
     pub name: String,
@@ -55,6 +55,41 @@ impl TaskRecord {
             created_at: now,
             updated_at: now,
         }
+    }
+}
+
+/// An agent the server knows of through its experience: what it uploaded to each task
+/// and the newest packet compiled for it (`GET /agents`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Agent))]
+pub struct AgentSummary {
+    /// The agent (an identifier).
+    pub agent_id: String,
+    /// Transitions stored for it, per task it uploaded to (task name → transitions).
+    pub tasks: std::collections::BTreeMap<String, u64>,
+    /// Its transitions over every task.
+    pub transitions: u64,
+    /// The newest packet compiled for it, if any.
+    pub latest_packet: Option<String>,
+}
+
+impl AgentSummary {
+    /// The agents with experience in `tasks`, ordered by identifier, without packets.
+    pub fn from_tasks(tasks: &[TaskRecord]) -> Vec<AgentSummary> {
+        let mut agents: std::collections::BTreeMap<&str, AgentSummary> = Default::default();
+        for task in tasks {
+            for (agent, &count) in &task.agent_transitions {
+                let entry = agents.entry(agent).or_insert_with(|| AgentSummary {
+                    agent_id: agent.clone(),
+                    tasks: Default::default(),
+                    transitions: 0,
+                    latest_packet: None,
+                });
+                entry.tasks.insert(task.name.clone(), count);
+                entry.transitions += count;
+            }
+        }
+        agents.into_values().collect()
     }
 }
 
@@ -137,4 +172,45 @@ pub struct PacketRecord {
     /// packet stays as it was, this says its training data is no longer held.
     #[serde(default)]
     pub trained_on_deleted_data: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space::Space;
+
+    fn task(name: &str, uploads: &[(&str, u64)]) -> TaskRecord {
+        let spec = TaskSpec {
+            name: name.into(),
+            observation_space: Space::boxed(vec![-1.0], vec![1.0]).unwrap(),
+            action_space: Space::discrete(2).unwrap(),
+            max_episode_steps: None,
+            termination: None,
+        };
+        let mut record = TaskRecord::new(spec, false, 0.0);
+        for &(agent, count) in uploads {
+            record.agents.push(agent.into());
+            record.agent_transitions.insert(agent.into(), count);
+            record.transitions += count;
+        }
+        record
+    }
+
+    #[test]
+    fn agents_are_gathered_across_tasks() {
+        let tasks = [
+            task("b-task", &[("robot-2", 30), ("robot-1", 5)]),
+            task("a-task", &[("robot-1", 7)]),
+            task("empty", &[]),
+        ];
+        let agents = AgentSummary::from_tasks(&tasks);
+        let ids: Vec<_> = agents.iter().map(|a| a.agent_id.as_str()).collect();
+        assert_eq!(ids, ["robot-1", "robot-2"]);
+        assert_eq!(agents[0].transitions, 12);
+        assert_eq!(agents[0].tasks["a-task"], 7);
+        assert_eq!(agents[0].tasks["b-task"], 5);
+        assert_eq!(agents[1].tasks.len(), 1);
+        assert_eq!(agents[1].transitions, 30);
+        assert!(agents.iter().all(|a| a.latest_packet.is_none()));
+    }
 }

@@ -25,15 +25,16 @@ pub enum Space {
         n: u32,
     },
     /// A vector of `low.len()` real values, each within `[low[i], high[i]]` (Gymnasium's
-    /// one-dimensional float32 `Box`).
+    /// one-dimensional float32 `Box`). `low` and `high` have equal lengths and
+    /// `low[i] <= high[i]`.
     Box {
         /// Lower bounds; `-inf` for unbounded.
         #[serde(with = "bounds")]
-        #[cfg_attr(feature = "openapi", schema(value_type = Vec<bounds::Bound>, min_items = 1, max_items = 4096))]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<bounds::LowBound>, min_items = 1, max_items = 4096))]
         low: Vec<f32>,
         /// Upper bounds; `inf` for unbounded.
         #[serde(with = "bounds")]
-        #[cfg_attr(feature = "openapi", schema(value_type = Vec<bounds::Bound>, min_items = 1, max_items = 4096))]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<bounds::HighBound>, min_items = 1, max_items = 4096))]
         high: Vec<f32>,
     },
 }
@@ -72,6 +73,12 @@ pub enum SpaceError {
         /// Index of the offending dimension.
         position: usize,
     },
+    /// A lower bound of `+inf` or an upper bound of `-inf`: no finite value fits.
+    #[error("box bound {position}: a lower bound of inf or an upper bound of -inf admits no value")]
+    NoValue {
+        /// Index of the offending dimension.
+        position: usize,
+    },
     /// `low[i] > high[i]`.
     #[error("box bound {position}: low {low} is above high {high}")]
     Inverted {
@@ -105,6 +112,9 @@ pub(crate) fn check_box(low: &[f32], high: &[f32]) -> Result<(), SpaceError> {
     for (position, (&l, &h)) in low.iter().zip(high).enumerate() {
         if l.is_nan() || h.is_nan() {
             return Err(SpaceError::NanBound { position });
+        }
+        if l == f32::INFINITY || h == f32::NEG_INFINITY {
+            return Err(SpaceError::NoValue { position });
         }
         if l > h {
             return Err(SpaceError::Inverted {
@@ -315,30 +325,64 @@ pub(crate) mod bounds {
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    /// One bound: a number, or an infinity as text.
+    /// One bound as JSON writes it: a number, or an infinity as text.
     #[derive(Serialize, Deserialize)]
-    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     #[serde(untagged)]
     pub enum Bound {
         /// A finite bound.
-        #[cfg_attr(feature = "openapi", schema(value_type = crate::space::F32))]
         Number(f32),
         /// `"inf"` or `"-inf"`.
-        #[cfg_attr(feature = "openapi", schema(value_type = Infinity))]
         Text(String),
     }
 
-    /// The text of an infinite bound.
+    /// A lower bound: a number, or `"-inf"` for none (a lower bound of `+inf` would leave
+    /// no value, and is refused).
+    #[cfg(feature = "openapi")]
+    #[derive(Serialize, utoipa::ToSchema)]
+    #[serde(untagged)]
+    #[allow(dead_code)]
+    pub enum LowBound {
+        /// A finite bound.
+        #[schema(value_type = crate::space::F32)]
+        Number(f32),
+        /// No lower bound.
+        #[schema(value_type = NegInfinity)]
+        Text(String),
+    }
+
+    /// An upper bound: a number, or `"inf"` for none (an upper bound of `-inf` would leave
+    /// no value, and is refused).
+    #[cfg(feature = "openapi")]
+    #[derive(Serialize, utoipa::ToSchema)]
+    #[serde(untagged)]
+    #[allow(dead_code)]
+    pub enum HighBound {
+        /// A finite bound.
+        #[schema(value_type = crate::space::F32)]
+        Number(f32),
+        /// No upper bound.
+        #[schema(value_type = PosInfinity)]
+        Text(String),
+    }
+
+    /// The text of an absent lower bound.
     #[cfg(feature = "openapi")]
     #[derive(utoipa::ToSchema)]
     #[allow(dead_code)]
-    pub enum Infinity {
-        /// `+∞`.
-        #[schema(rename = "inf")]
-        Inf,
+    pub enum NegInfinity {
         /// `-∞`.
         #[schema(rename = "-inf")]
         NegInf,
+    }
+
+    /// The text of an absent upper bound.
+    #[cfg(feature = "openapi")]
+    #[derive(utoipa::ToSchema)]
+    #[allow(dead_code)]
+    pub enum PosInfinity {
+        /// `+∞`.
+        #[schema(rename = "inf")]
+        Inf,
     }
 
     pub fn serialize<S: Serializer>(values: &[f32], serializer: S) -> Result<S::Ok, S::Error> {
@@ -433,6 +477,15 @@ mod tests {
         assert_eq!(
             Space::boxed(vec![f32::NAN], vec![1.0]),
             Err(SpaceError::NanBound { position: 0 })
+        );
+        assert_eq!(
+            Space::boxed(vec![0.0, f32::INFINITY], vec![1.0, f32::INFINITY]),
+            Err(SpaceError::NoValue { position: 1 }),
+            "a dimension whose only value would be +inf"
+        );
+        assert_eq!(
+            Space::boxed(vec![f32::NEG_INFINITY], vec![f32::NEG_INFINITY]),
+            Err(SpaceError::NoValue { position: 0 })
         );
         assert!(matches!(
             Space::boxed(vec![0.0; MAX_SPACE_DIM + 1], vec![1.0; MAX_SPACE_DIM + 1]),

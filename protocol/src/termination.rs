@@ -15,9 +15,9 @@ use crate::space::{SpaceError, bounds, check_box};
 /// The rule that ends an episode, known in advance.
 ///
 /// JSON: `{"type": "observation_bounds", "low": [-2.4, "-inf"], "high": [2.4, "inf"]}`;
-/// infinite bounds are written as in [`crate::Space`]. Deserializing validates the rule
-/// (not its dimension: [`crate::TaskSpec::validate`] checks it against the observation
-/// space).
+/// infinite bounds are written as in [`crate::Space`]. `low` and `high` have equal lengths
+/// and `low[i] < high[i]` (strictly); deserializing validates that, and
+/// [`crate::TaskSpec::validate`] checks that the length is the observation space's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", try_from = "RawTermination")]
@@ -30,11 +30,11 @@ pub enum Termination {
     ObservationBounds {
         /// Lowest value of each dimension that continues; `-inf` for none.
         #[serde(with = "bounds")]
-        #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::space::bounds::Bound>))]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::space::bounds::LowBound>))]
         low: Vec<f32>,
         /// Highest value of each dimension that continues; `inf` for none.
         #[serde(with = "bounds")]
-        #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::space::bounds::Bound>))]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::space::bounds::HighBound>))]
         high: Vec<f32>,
     },
 }

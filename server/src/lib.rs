@@ -216,6 +216,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/status", get(status))
         .route("/tasks", get(list_tasks))
         .route("/tasks/{name}", get(get_task))
+        .route("/agents", get(list_agents))
         .route(
             "/experience",
             post(upload_experience)

@@ -28,7 +28,7 @@ use crate::wire;
 /// `rate_limited`, `Retry-After`) or its stored transitions in the task (429
 /// `agent_quota_exceeded`).
 #[utoipa::path(post, path = "/experience",
-    request_body(content = ExperienceBatch, description = "An ExperienceBatch as JSON, or in plasma-protocol's binary form with Content-Type application/x-plasma-experience (see plasma_protocol::wire)"),
+    request_body(content = ExperienceBatch, description = "An ExperienceBatch as JSON, or in plasma-protocol's binary form with Content-Type application/x-plasma-experience (see plasma_protocol::wire). It must fit the stored task's spaces: observations of its dimension within its box, a discrete action below n or a continuous one of its dimension; otherwise 422 invalid_experience"),
     responses((status = 201, body = ExperienceAccepted, links(
             ("GetTask" = (operation_id = "get_task", parameters(("name" = "$response.body#/task_name")))),
             ("ListExperience" = (operation_id = "list_experience", parameters(("task" = "$response.body#/task_name"))))

@@ -22,6 +22,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::records::{ChunkRecord, DeletionRecord, JobEvent, JobRecord, PacketRecord, TaskRecord};
 use crate::storage::Store;
 
+pub mod agents;
 pub mod experience;
 pub mod jobs;
 pub mod packets;
@@ -30,6 +31,7 @@ pub mod system;
 pub mod tasks;
 pub mod train;
 
+pub use agents::list_agents;
 pub use experience::{delete_experience, list_experience, upload_experience};
 pub use jobs::{cancel_job, get_job, list_jobs};
 pub use packets::{compile, download, packet_meta};
@@ -130,6 +132,7 @@ pub(crate) fn resolve_spec(store: &dyn Store, name: &str) -> Result<(TaskSpec, b
         tasks::register_task,
         tasks::list_tasks,
         tasks::get_task,
+        agents::list_agents,
         experience::upload_experience,
         experience::list_experience,
         experience::delete_experience,

@@ -5,6 +5,7 @@
 //! (`crate::api`) parse and authorize, call in here and answer; errors here are
 //! [`ServiceError`]s, which the HTTP layer maps to status codes.
 
+pub mod agents;
 pub mod compile;
 pub mod simulate;
 pub mod train;

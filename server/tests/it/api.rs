@@ -500,6 +500,18 @@ async fn experience_to_verified_base_and_adapter_packets() {
     assert_eq!(c["status"], "compiled");
     assert_eq!(c["kind"], "base");
     let base_packet = c["packet_id"].as_str().unwrap().to_owned();
+    // The agents, with what each uploaded and the packet compiled for robot-1.
+    let (st, agents) = s.get("/agents").await;
+    assert_eq!(st, 200, "{agents}");
+    assert_eq!(
+        agents,
+        json!([
+            { "agent_id": "robot-1", "tasks": { "CartPole-v1": 120 }, "transitions": 120,
+              "latest_packet": base_packet },
+            { "agent_id": "robot-2", "tasks": { "CartPole-v1": 80 }, "transitions": 80,
+              "latest_packet": null },
+        ])
+    );
     let key = PublicKey::from_hex(
         s.get("/signing-key").await.1["public_key"]
             .as_str()
