@@ -20,7 +20,7 @@ mod common;
 #[path = "../../packets/benches/timing/mod.rs"]
 mod timing;
 
-use timing::measure;
+use timing::measure_interleaved;
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing to run quickly.
@@ -58,22 +58,25 @@ fn main() {
     );
     // Alternated twice, so that a drift of the machine shows as a spread.
     for round in 1..=2 {
-        let rt = measure(|i| {
-            black_box(
-                actor
-                    .act(black_box(&f.observations[i & 1023]))
-                    .expect("act")
-                    .as_discrete(),
-            );
-        });
-        let ag = measure(|i| {
-            black_box(
-                agent
-                    .act(black_box(&f.observations[i & 1023]))
-                    .expect("act")
-                    .as_discrete(),
-            );
-        });
+        // The two calls alternate, so that drift in the VM's speed weighs on both alike.
+        let (rt, ag) = measure_interleaved(
+            |i| {
+                black_box(
+                    actor
+                        .act(black_box(&f.observations[i & 1023]))
+                        .expect("act")
+                        .as_discrete(),
+                );
+            },
+            |i| {
+                black_box(
+                    agent
+                        .act(black_box(&f.observations[i & 1023]))
+                        .expect("act")
+                        .as_discrete(),
+                );
+            },
+        );
         for (name, r) in [("runtime Actor::act", rt), ("Agent::act", ag)] {
             println!(
                 "{:<34} {:>8.0} {:>8.0} {:>8.0}",

@@ -306,7 +306,8 @@ pub mod synthetic {
         policy_with_tail(seed, obs_dim, hidden, action_space, Tail::TRAINED)
     }
 
-    /// A ReLU MLP with a chosen weight tail.
+    /// A tanh MLP (the hidden activation of the policies Plasma distils) with a chosen
+    /// weight tail.
     pub fn policy_with_tail(
         seed: u64,
         obs_dim: usize,
@@ -324,7 +325,7 @@ pub mod synthetic {
                 let act = if i + 1 == n {
                     Activation::Identity
                 } else {
-                    Activation::Relu
+                    Activation::Tanh
                 };
                 layer(&mut rng, dims[i], dims[i + 1], act, tail)
             })

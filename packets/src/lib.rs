@@ -19,6 +19,7 @@ pub mod codec;
 pub mod durable;
 pub mod error;
 pub mod float;
+mod kernels;
 pub mod limits;
 pub mod model;
 pub mod quant;

@@ -15,7 +15,8 @@ use crate::Packet;
 use crate::codec::{Digest, PacketContent, SignatureStatus, VerifiedPacket};
 use crate::error::PacketError;
 use crate::error::{ActError, RuntimeError};
-use crate::model::{ActionSpace, Activation, AdapterBody, BaseBody, ContinuousMapping, Provenance};
+use crate::kernels::{self, Isa, Layer, LowRank, Weights};
+use crate::model::{ActionSpace, AdapterBody, BaseBody, ContinuousMapping, Provenance};
 use crate::signing::Verifier;
 
 /// An action borrowed from the actor's output buffer.
@@ -118,79 +119,18 @@ pub enum Kernel {
     Int8,
 }
 
-#[derive(Debug)]
-struct LowRank {
-    rank: usize,
-    /// `rank × in`.
-    a: Vec<f32>,
-    /// `out × rank`, pre-multiplied by `alpha / rank`.
-    b: Vec<f32>,
-}
-
-#[derive(Debug)]
-enum Weights {
-    Dense(Vec<f32>),
-    Int8 {
-        q: Vec<i8>,
-        scales: Vec<f32>,
-        lora: Option<LowRank>,
-    },
-}
-
-#[derive(Debug)]
-struct CompiledLayer {
-    in_dim: usize,
-    out_dim: usize,
-    weights: Weights,
-    bias: Vec<f32>,
-    activation: Activation,
-}
-
 /// A policy ready to act: a base, optionally with an adapter, compiled for one [`Kernel`].
 #[derive(Debug)]
 pub struct CompiledPolicy {
     mean: Vec<f32>,
     inv_std: Vec<f32>,
-    layers: Vec<CompiledLayer>,
+    layers: Vec<Layer>,
+    isa: Isa,
     action_space: ActionSpace,
     max_width: usize,
     max_rank: usize,
     base_digest: Digest,
     adapter_digest: Option<Digest>,
-}
-
-#[inline(always)]
-fn dot(w: &[f32], x: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (wc, xc) = (w.chunks_exact(8), x.chunks_exact(8));
-    let (wr, xr) = (wc.remainder(), xc.remainder());
-    for (a, b) in wc.zip(xc) {
-        for i in 0..8 {
-            acc[i] += a[i] * b[i];
-        }
-    }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (a, b) in wr.iter().zip(xr) {
-        s += a * b;
-    }
-    s
-}
-
-#[inline(always)]
-fn dot_i8(w: &[i8], x: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (wc, xc) = (w.chunks_exact(8), x.chunks_exact(8));
-    let (wr, xr) = (wc.remainder(), xc.remainder());
-    for (a, b) in wc.zip(xc) {
-        for i in 0..8 {
-            acc[i] += f32::from(a[i]) * b[i];
-        }
-    }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (a, b) in wr.iter().zip(xr) {
-        s += f32::from(*a) * b;
-    }
-    s
 }
 
 impl CompiledPolicy {
@@ -235,7 +175,7 @@ impl CompiledPolicy {
                             }
                         }
                     }
-                    Weights::Dense(w)
+                    Weights::dense(w, in_dim, out_dim)
                 }
                 Kernel::Int8 => Weights::Int8 {
                     q: l.weights.values.clone(),
@@ -243,7 +183,7 @@ impl CompiledPolicy {
                     lora,
                 },
             };
-            layers.push(CompiledLayer {
+            layers.push(Layer {
                 in_dim,
                 out_dim,
                 weights,
@@ -261,6 +201,7 @@ impl CompiledPolicy {
             mean: base.obs_norm.mean.clone(),
             inv_std: base.obs_norm.std.iter().map(|s| 1.0 / s).collect(),
             layers,
+            isa: Isa::detect(),
             action_space: base.action_space.clone(),
             max_width,
             max_rank: adapter.map_or(0, |(a, _)| a.rank as usize),
@@ -304,41 +245,10 @@ impl CompiledPolicy {
             }
             *x = (o - m) * s;
         }
-        let (mut src, mut dst) = (a, b);
-        for layer in &self.layers {
-            let x = &src[..layer.in_dim];
-            let y = &mut dst[..layer.out_dim];
-            match &layer.weights {
-                Weights::Dense(w) => {
-                    for (o, yo) in y.iter_mut().enumerate() {
-                        *yo = dot(&w[o * layer.in_dim..(o + 1) * layer.in_dim], x) + layer.bias[o];
-                    }
-                }
-                Weights::Int8 { q, scales, lora } => {
-                    for (o, yo) in y.iter_mut().enumerate() {
-                        *yo = scales[o] * dot_i8(&q[o * layer.in_dim..(o + 1) * layer.in_dim], x)
-                            + layer.bias[o];
-                    }
-                    if let Some(lr) = lora {
-                        let t = &mut t[..lr.rank];
-                        for (k, tk) in t.iter_mut().enumerate() {
-                            *tk = dot(&lr.a[k * layer.in_dim..(k + 1) * layer.in_dim], x);
-                        }
-                        for (o, yo) in y.iter_mut().enumerate() {
-                            *yo += dot(&lr.b[o * lr.rank..(o + 1) * lr.rank], t);
-                        }
-                    }
-                }
-            }
-            if layer.activation != Activation::Identity {
-                for v in y.iter_mut() {
-                    *v = layer.activation.apply(*v);
-                }
-            }
-            std::mem::swap(&mut src, &mut dst);
-        }
+        let in_a = kernels::run(self.isa, &self.layers, a, b, t);
+        let out = if in_a { &scratch.a } else { &scratch.b };
         let n = self.action_space.output_dim();
-        scratch.raw[..n].copy_from_slice(&src[..n]);
+        scratch.raw[..n].copy_from_slice(&out[..n]);
         Ok(())
     }
 
