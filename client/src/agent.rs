@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use plasma_packets::{ActError, Action, Actor, Loaded};
+use plasma_packets::{ActError, Action, Actor, Digest, Loaded};
 use plasma_protocol::{
-    ExperienceBatch, JobRecord, MAX_BATCH_TRANSITIONS, PolicyKind, SimulateRequest, TrainMode,
-    TrainRequest, Transition,
+    DeploymentChange, ExperienceBatch, JobRecord, MAX_BATCH_TRANSITIONS, PolicyKind,
+    SimulateRequest, TrainMode, TrainRequest, Transition,
 };
 
 use crate::cache::PacketCache;
@@ -150,6 +150,21 @@ impl Agent {
         self.policy.get()
     }
 
+    /// Rolls the adapter back to the one before it (or removes the only one) and tells the
+    /// server; returns the adapter now in effect.
+    pub async fn rollback(&self) -> Result<Option<Digest>> {
+        let policy = self.policy.get().ok_or(ClientError::NoPolicy)?;
+        let now = policy.rollback()?;
+        report(
+            &self.client,
+            &self.config.agent_id,
+            policy,
+            DeploymentChange::Rollback,
+        )
+        .await;
+        Ok(now)
+    }
+
     /// The API client.
     pub fn client(&self) -> &PlasmaClient {
         &self.client
@@ -256,6 +271,20 @@ impl Agent {
     }
 }
 
+/// Tells the server what the agent runs now. A failed report is logged, not returned:
+/// the new policy runs either way, and the next install or rollback reports again.
+async fn report(
+    client: &PlasmaClient,
+    agent_id: &str,
+    policy: &EdgePolicy,
+    change: DeploymentChange,
+) {
+    let report = policy.deployment_report(change);
+    if let Err(e) = client.report_deployment(agent_id, &report).await {
+        tracing::warn!(agent_id, error = %e, "could not report the deployment to the server");
+    }
+}
+
 fn joined(
     r: std::result::Result<Result<LearnOutcome>, tokio::task::JoinError>,
 ) -> Result<LearnOutcome> {
@@ -319,6 +348,9 @@ impl Cycle {
         if let Some(p) = fresh {
             // Only this cycle sets the first policy; a lost race would mean two learners.
             let _ = self.policy.set(p);
+        }
+        if let Some(p) = self.policy.get() {
+            report(&self.client, &c.agent_id, p, DeploymentChange::Install).await;
         }
         Ok(LearnOutcome {
             uploaded: sent,

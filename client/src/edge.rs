@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use plasma_packets::{Actor, Digest, EdgeRuntime, Kernel, Loaded, PacketKind};
+use plasma_protocol::{DeploymentChange, DeploymentReport};
 
 use crate::cache::{Deployment, PacketCache};
 use crate::error::{ClientError, Result};
@@ -19,6 +20,19 @@ pub struct EdgePolicy {
 }
 
 impl EdgePolicy {
+    /// What runs now, as a deployment report for the server (`since` is now).
+    pub fn deployment_report(&self, change: DeploymentChange) -> DeploymentReport {
+        let loaded = self.loaded();
+        DeploymentReport {
+            base: loaded.base.to_hex(),
+            adapter: loaded.adapter.map(|a| a.to_hex()),
+            since: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            change,
+        }
+    }
+
     /// Resumes what `cache` records as deployed, with no network: `Ok(None)` when
     /// nothing was deployed yet. A recorded adapter that no longer verifies is dropped
     /// (the base runs alone) rather than refusing to start.

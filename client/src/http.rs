@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use plasma_packets::limits::MAX_PACKET_BYTES;
 use plasma_packets::{PacketKind, PublicKey};
 use plasma_protocol::{
-    CompileRequest, CompileResponse, ErrorBody, ExperienceAccepted, ExperienceBatch, Health,
-    JobRecord, JobStatus, JobStatusView, JobView, SigningKey, SimulateAccepted, SimulateRequest,
-    Status, TaskRecord, TaskSpec, TrainAccepted, TrainHistory, TrainRequest, wire,
+    AgentSummary, CompileRequest, CompileResponse, Deployment, DeploymentReport, ErrorBody,
+    ExperienceAccepted, ExperienceBatch, Health, JobRecord, JobStatus, JobStatusView, JobView,
+    SigningKey, SimulateAccepted, SimulateRequest, Status, TaskRecord, TaskSpec, TrainAccepted,
+    TrainHistory, TrainRequest, wire,
 };
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -284,6 +285,23 @@ impl PlasmaClient {
             false,
         )
         .await
+    }
+
+    /// `GET /agents`: the agents the server knows, with what each uploaded and runs.
+    pub async fn agents(&self) -> Result<Vec<AgentSummary>> {
+        self.get("/agents").await
+    }
+
+    /// `PUT /agents/{agent_id}/deployment`: tells the server what the agent runs now (after
+    /// an install or a rollback), so that operators see it in `GET /agents`.
+    pub async fn report_deployment(
+        &self,
+        agent_id: &str,
+        report: &DeploymentReport,
+    ) -> Result<Deployment> {
+        let bytes = serde_json::to_vec(report).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let path = format!("/agents/{}/deployment", segment(agent_id)?);
+        self.json(Method::PUT, &path, Body::Json(bytes), true).await
     }
 
     /// `POST /simulate`: phantom paths on the server → the simulation's id.

@@ -47,7 +47,8 @@ pub use jobs::{
     JobStatusView, JobView, TrainJob,
 };
 pub use records::{
-    AgentSummary, ChunkRecord, DeletionRecord, PacketRecord, PolicyKind, TaskRecord,
+    AgentSummary, ChunkRecord, DeletionRecord, Deployment, DeploymentChange, DeploymentReport,
+    PacketRecord, PolicyKind, TaskRecord,
 };
 pub use reports::{AuditReport, PhaseMetrics, SimulationResult, TrainingResult, WorldModelFit};
 pub use space::{MAX_SPACE_DIM, Space, SpaceError};

@@ -58,6 +58,74 @@ impl TaskRecord {
     }
 }
 
+/// Why an agent's deployment changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentChange {
+    /// A packet (base or adapter) was installed.
+    Install,
+    /// The adapter was rolled back to the previous one (or removed).
+    Rollback,
+}
+
+/// What an agent runs, as it reports after every install or rollback
+/// (`PUT /agents/{agent_id}/deployment`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeploymentReport {
+    /// The base packet's digest (64 hex digits).
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-fA-F]{64}$"))]
+    pub base: String,
+    /// The adapter packet's digest, if an adapter runs.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-fA-F]{64}$"))]
+    pub adapter: Option<String>,
+    /// When it took effect on the agent (Unix seconds, the agent's clock).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0e11))]
+    pub since: f64,
+    /// What changed.
+    pub change: DeploymentChange,
+}
+
+impl DeploymentReport {
+    /// Checks the digests' form and the time.
+    pub fn validate(&self) -> Result<(), String> {
+        let digest = |what: &str, d: &str| {
+            if d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{what}: a packet digest is 64 hex digits, got {d:?}"
+                ))
+            }
+        };
+        digest("base", &self.base)?;
+        if let Some(a) = &self.adapter {
+            digest("adapter", a)?;
+        }
+        if !(0.0..=1.0e11).contains(&self.since) {
+            return Err(format!(
+                "since: Unix seconds between 0 and 1e11, got {}",
+                self.since
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An agent's last reported deployment, as the server stored it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Deployment {
+    /// The agent.
+    pub agent_id: String,
+    /// What it reported.
+    #[serde(flatten)]
+    pub report: DeploymentReport,
+    /// When the server received the report (Unix seconds, the server's clock).
+    pub reported_at: f64,
+}
+
 /// An agent the server knows of through its experience: what it uploaded to each task
 /// and the newest packet compiled for it (`GET /agents`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,25 +139,42 @@ pub struct AgentSummary {
     pub transitions: u64,
     /// The newest packet compiled for it, if any.
     pub latest_packet: Option<String>,
+    /// What it last reported running, if it ever reported.
+    pub deployment: Option<Deployment>,
 }
 
 impl AgentSummary {
-    /// The agents with experience in `tasks`, ordered by identifier, without packets.
-    pub fn from_tasks(tasks: &[TaskRecord]) -> Vec<AgentSummary> {
-        let mut agents: std::collections::BTreeMap<&str, AgentSummary> = Default::default();
+    /// The agents with experience in `tasks` or a reported deployment, ordered by
+    /// identifier, without packets.
+    pub fn gather(tasks: &[TaskRecord], deployments: Vec<Deployment>) -> Vec<AgentSummary> {
+        let mut agents: std::collections::BTreeMap<String, AgentSummary> = Default::default();
         for task in tasks {
             for (agent, &count) in &task.agent_transitions {
-                let entry = agents.entry(agent).or_insert_with(|| AgentSummary {
-                    agent_id: agent.clone(),
-                    tasks: Default::default(),
-                    transitions: 0,
-                    latest_packet: None,
-                });
+                let entry = agents
+                    .entry(agent.clone())
+                    .or_insert_with(|| AgentSummary::new(agent));
                 entry.tasks.insert(task.name.clone(), count);
                 entry.transitions += count;
             }
         }
+        for d in deployments {
+            let id = d.agent_id.clone();
+            agents
+                .entry(id.clone())
+                .or_insert_with(|| AgentSummary::new(&id))
+                .deployment = Some(d);
+        }
         agents.into_values().collect()
+    }
+
+    fn new(agent_id: &str) -> AgentSummary {
+        AgentSummary {
+            agent_id: agent_id.to_owned(),
+            tasks: Default::default(),
+            transitions: 0,
+            latest_packet: None,
+            deployment: None,
+        }
     }
 }
 
@@ -203,14 +288,70 @@ mod tests {
             task("a-task", &[("robot-1", 7)]),
             task("empty", &[]),
         ];
-        let agents = AgentSummary::from_tasks(&tasks);
+        let deployed = Deployment {
+            agent_id: "robot-3".into(),
+            report: DeploymentReport {
+                base: "ab".repeat(32),
+                adapter: None,
+                since: 1.0,
+                change: DeploymentChange::Install,
+            },
+            reported_at: 2.0,
+        };
+        let agents = AgentSummary::gather(&tasks, vec![deployed.clone()]);
         let ids: Vec<_> = agents.iter().map(|a| a.agent_id.as_str()).collect();
-        assert_eq!(ids, ["robot-1", "robot-2"]);
+        assert_eq!(
+            ids,
+            ["robot-1", "robot-2", "robot-3"],
+            "also an agent known only by its report"
+        );
+        assert_eq!(agents[2].deployment.as_ref(), Some(&deployed));
+        assert_eq!(agents[2].transitions, 0);
         assert_eq!(agents[0].transitions, 12);
         assert_eq!(agents[0].tasks["a-task"], 7);
         assert_eq!(agents[0].tasks["b-task"], 5);
         assert_eq!(agents[1].tasks.len(), 1);
         assert_eq!(agents[1].transitions, 30);
         assert!(agents.iter().all(|a| a.latest_packet.is_none()));
+    }
+
+    #[test]
+    fn deployment_reports_are_checked_and_keep_their_wire_shape() {
+        let report = DeploymentReport {
+            base: "0f".repeat(32),
+            adapter: Some("a1".repeat(32)),
+            since: 1_764_000_000.5,
+            change: DeploymentChange::Rollback,
+        };
+        assert_eq!(report.validate(), Ok(()));
+        let json = serde_json::to_value(Deployment {
+            agent_id: "robot-1".into(),
+            report: report.clone(),
+            reported_at: 3.0,
+        })
+        .unwrap();
+        assert_eq!(json["change"], "rollback");
+        assert_eq!(json["base"], "0f".repeat(32));
+        assert_eq!(json["reported_at"], 3.0);
+        for bad in [
+            DeploymentReport {
+                base: "xyz".into(),
+                ..report.clone()
+            },
+            DeploymentReport {
+                adapter: Some("0".repeat(63)),
+                ..report.clone()
+            },
+            DeploymentReport {
+                since: -1.0,
+                ..report.clone()
+            },
+            DeploymentReport {
+                since: f64::NAN,
+                ..report.clone()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 }

@@ -44,7 +44,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use plasma_packets::signing::PacketSigner;
 use thiserror::Error;
@@ -217,6 +217,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/tasks", get(list_tasks))
         .route("/tasks/{name}", get(get_task))
         .route("/agents", get(list_agents))
+        .route("/agents/{agent_id}/deployment", put(report_deployment))
         .route(
             "/experience",
             post(upload_experience)

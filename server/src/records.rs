@@ -2,8 +2,8 @@
 //! answer). The types are plasma-protocol's, shared with clients.
 
 pub use plasma_protocol::{
-    ChunkRecord, DeletionRecord, EventKind, JobEvent, JobKind, JobRecord, JobStatus, PacketRecord,
-    PolicyKind, TaskRecord,
+    ChunkRecord, DeletionRecord, Deployment, EventKind, JobEvent, JobKind, JobRecord, JobStatus,
+    PacketRecord, PolicyKind, TaskRecord,
 };
 
 /// Seconds since the Unix epoch, as a float (the Python prototype's `timestamp`).

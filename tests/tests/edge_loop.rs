@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use plasma_client::protocol::{JobStatus, PolicyKind, TaskSpec};
+use plasma_client::protocol::{DeploymentChange, JobStatus, PolicyKind, TaskSpec};
 use plasma_client::{Agent, AgentConfig, ClientError, EdgePolicy, PacketCache, Verifier};
 use plasma_e2e::{cartpole_experience, client_of, start_server, start_server_with};
 use plasma_envs::Physics;
@@ -108,9 +108,32 @@ async fn agent_learns_deploys_adapts_and_acts_offline() {
     );
     agent.act(&[0.0; 4]).unwrap();
 
-    // Rollback to the base alone and forward again via the cache's record.
-    assert_eq!(agent.policy().unwrap().rollback().unwrap(), None);
+    // The agent reported each install: the server shows what it runs.
+    let deployment = |agents: Vec<plasma_client::protocol::AgentSummary>| {
+        let me = agents
+            .into_iter()
+            .find(|a| a.agent_id == "robot-1")
+            .unwrap();
+        me.deployment
+            .expect("robot-1 reported its deployment")
+            .report
+    };
+    let reported = deployment(client.agents().await.unwrap());
+    assert_eq!(reported.base, base.packet_id);
+    assert_eq!(
+        reported.adapter.as_deref(),
+        Some(adapter.packet_id.as_str())
+    );
+    assert_eq!(reported.change, DeploymentChange::Install);
+
+    // Rollback to the base alone (reported too) and forward again via the cache's record.
+    assert_eq!(agent.rollback().await.unwrap(), None);
     assert!(agent.loaded().unwrap().adapter.is_none());
+    let reported = deployment(client.agents().await.unwrap());
+    assert_eq!(
+        (reported.adapter, reported.change),
+        (None, DeploymentChange::Rollback)
+    );
 
     // The server goes away: a new agent process acts from the cache alone, and learning
     // fails without losing the buffered experience.

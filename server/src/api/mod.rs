@@ -31,7 +31,7 @@ pub mod system;
 pub mod tasks;
 pub mod train;
 
-pub use agents::list_agents;
+pub use agents::{list_agents, report_deployment};
 pub use experience::{delete_experience, list_experience, upload_experience};
 pub use jobs::{cancel_job, get_job, list_jobs};
 pub use packets::{compile, download, packet_meta};
@@ -133,6 +133,7 @@ pub(crate) fn resolve_spec(store: &dyn Store, name: &str) -> Result<(TaskSpec, b
         tasks::list_tasks,
         tasks::get_task,
         agents::list_agents,
+        agents::report_deployment,
         experience::upload_experience,
         experience::list_experience,
         experience::delete_experience,

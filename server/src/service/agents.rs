@@ -1,14 +1,18 @@
-//! The agents the server knows of, gathered from the experience they uploaded.
+//! The agents the server knows of: gathered from the experience they uploaded and the
+//! deployments they report.
 
-use plasma_protocol::AgentSummary;
+use plasma_protocol::{AgentSummary, Deployment, DeploymentReport};
 
-use super::{Result, Service, blocking};
+use super::{Result, Service, ServiceError, blocking, check_id};
+use crate::error::ErrorCode;
+use crate::records::now_secs;
 
-/// Every agent with stored experience, ordered by identifier, each with its newest packet.
+/// Every agent with stored experience or a reported deployment, ordered by identifier,
+/// each with its newest packet.
 pub async fn list(service: &Service) -> Result<Vec<AgentSummary>> {
     let store = service.store.clone();
     blocking(move || {
-        let mut agents = AgentSummary::from_tasks(&store.list_tasks()?);
+        let mut agents = AgentSummary::gather(&store.list_tasks()?, store.list_deployments()?);
         for agent in &mut agents {
             agent.latest_packet = store
                 .latest_packet_for_agent(&agent.agent_id)?
@@ -17,4 +21,25 @@ pub async fn list(service: &Service) -> Result<Vec<AgentSummary>> {
         Ok(agents)
     })
     .await
+}
+
+/// Records what `agent_id` reports running, in place of its previous report.
+pub async fn report_deployment(
+    service: &Service,
+    agent_id: String,
+    report: DeploymentReport,
+) -> Result<Deployment> {
+    check_id("agent_id", &agent_id)?;
+    report
+        .validate()
+        .map_err(|e| ServiceError::invalid(ErrorCode::InvalidRequest, e))?;
+    let deployment = Deployment {
+        agent_id,
+        report,
+        reported_at: now_secs(),
+    };
+    let store = service.store.clone();
+    let stored = deployment.clone();
+    blocking(move || Ok(store.put_deployment(&stored)?)).await?;
+    Ok(deployment)
 }

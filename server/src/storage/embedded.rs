@@ -14,7 +14,8 @@ use serde::de::DeserializeOwned;
 use super::fs::{read_optional, write_atomic};
 use super::{LoadedExperience, Result, Store, StoreError, retention};
 use crate::records::{
-    ChunkRecord, DeletionRecord, JobEvent, JobKind, JobRecord, PacketRecord, TaskRecord, now_secs,
+    ChunkRecord, DeletionRecord, Deployment, JobEvent, JobKind, JobRecord, PacketRecord,
+    TaskRecord, now_secs,
 };
 use crate::wire;
 
@@ -34,6 +35,8 @@ const PACKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("packets");
 const AGENT_PACKETS: TableDefinition<&str, &str> = TableDefinition::new("agent_packets");
 /// Provenance of every stored chunk, keyed `<task>\x01<chunk number, 20 digits>`.
 const CHUNKS: TableDefinition<&str, &[u8]> = TableDefinition::new("chunks");
+/// Agent id → its last reported deployment (JSON).
+const DEPLOYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("deployments");
 
 fn chunk_key(task: &str, chunk: u64) -> String {
     format!("{task}\u{1}{chunk:020}")
@@ -75,6 +78,7 @@ impl EmbeddedStore {
         tx.open_table(AGENT_PACKETS).map_err(dberr)?;
         tx.open_table(CHUNKS).map_err(dberr)?;
         tx.open_table(EVENT_ROWS).map_err(dberr)?;
+        tx.open_table(DEPLOYMENTS).map_err(dberr)?;
         tx.commit().map_err(dberr)?;
         let store = EmbeddedStore {
             root: root.to_owned(),
@@ -587,6 +591,14 @@ impl Store for EmbeddedStore {
         let tx = self.db.begin_read().map_err(dberr)?;
         let t = tx.open_table(PACKETS).map_err(dberr)?;
         t.len().map_err(dberr)
+    }
+
+    fn put_deployment(&self, deployment: &Deployment) -> Result<()> {
+        self.put(DEPLOYMENTS, &deployment.agent_id, &to_json(deployment)?)
+    }
+
+    fn list_deployments(&self) -> Result<Vec<Deployment>> {
+        self.all(DEPLOYMENTS)
     }
 
     fn put_blob(&self, key: &str, bytes: &[u8]) -> Result<()> {

@@ -31,7 +31,7 @@ pub use embedded::EmbeddedStore;
 pub use fs::write_atomic;
 
 use crate::records::{
-    ChunkRecord, DeletionRecord, JobEvent, JobKind, JobRecord, PacketRecord, TaskRecord,
+    ChunkRecord, DeletionRecord, Deployment, JobEvent, JobKind, JobRecord, PacketRecord, TaskRecord,
 };
 
 /// A task's experience as a job loads it: the transitions, oldest first, and which agent
@@ -135,6 +135,11 @@ pub trait Store: Send + Sync + 'static {
     fn latest_packet_for_agent(&self, agent: &str) -> Result<Option<PacketRecord>>;
     /// Number of stored packets.
     fn count_packets(&self) -> Result<u64>;
+
+    /// Stores an agent's reported deployment in place of its previous one.
+    fn put_deployment(&self, deployment: &Deployment) -> Result<()>;
+    /// Every agent's last reported deployment.
+    fn list_deployments(&self) -> Result<Vec<Deployment>>;
 
     /// Stores a small named document (trained policies).
     fn put_blob(&self, key: &str, bytes: &[u8]) -> Result<()>;

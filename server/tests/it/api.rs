@@ -500,16 +500,33 @@ async fn experience_to_verified_base_and_adapter_packets() {
     assert_eq!(c["status"], "compiled");
     assert_eq!(c["kind"], "base");
     let base_packet = c["packet_id"].as_str().unwrap().to_owned();
-    // The agents, with what each uploaded and the packet compiled for robot-1.
+    // robot-1 reports running it; a malformed report is refused and changes nothing.
+    let report = json!({ "base": base_packet, "adapter": null, "since": 1_764_000_000.0, "change": "install" });
+    let (st, stored) = s.put("/agents/robot-1/deployment", &report).await;
+    assert_eq!(st, 200, "{stored}");
+    assert_eq!(stored["agent_id"], "robot-1");
+    assert!(stored["reported_at"].as_f64().unwrap() > 1.7e9);
+    let (st, e) = s
+        .put(
+            "/agents/robot-1/deployment",
+            &json!({ "base": "not-a-digest", "since": 1.0, "change": "install" }),
+        )
+        .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (422, Some("invalid_request")),
+        "{e}"
+    );
+    // The agents, with what each uploaded, the packet compiled for robot-1 and what it runs.
     let (st, agents) = s.get("/agents").await;
     assert_eq!(st, 200, "{agents}");
     assert_eq!(
         agents,
         json!([
             { "agent_id": "robot-1", "tasks": { "CartPole-v1": 120 }, "transitions": 120,
-              "latest_packet": base_packet },
+              "latest_packet": base_packet, "deployment": stored },
             { "agent_id": "robot-2", "tasks": { "CartPole-v1": 80 }, "transitions": 80,
-              "latest_packet": null },
+              "latest_packet": null, "deployment": null },
         ])
     );
     let key = PublicKey::from_hex(

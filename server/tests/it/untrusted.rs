@@ -138,6 +138,30 @@ async fn a_token_speaks_only_for_its_agents() {
         (403, Some("wrong_agent")),
         "{body}"
     );
+    // Deployment reports too: its own agent's, not another's.
+    let report = json!({ "base": "ab".repeat(32), "since": 1.0, "change": "install" });
+    let (status, body, _) = send(
+        &s,
+        reqwest::Method::PUT,
+        "/agents/robot-1/deployment",
+        ROBOT,
+        Some(&report),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body, _) = send(
+        &s,
+        reqwest::Method::PUT,
+        "/agents/robot-3/deployment",
+        ROBOT,
+        Some(&report),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("wrong_agent")),
+        "{body}"
+    );
     // An admin speaks for every agent.
     let (status, body, _) = send(
         &s,

@@ -364,7 +364,7 @@ async fn online(client: PlasmaClient, command: Command) -> Result<()> {
                 .await?;
             let compiled = client
                 .compile_instruction_packet(&CompileRequest {
-                    agent_id: agent,
+                    agent_id: agent.clone(),
                     trained_lora_path: Some(accepted.training_id.clone()),
                     target_device: "edge".into(),
                     force,
@@ -380,6 +380,13 @@ async fn online(client: PlasmaClient, command: Command) -> Result<()> {
                 )
                 .await?;
             let policy = fresh.or(current).context("nothing deployed")?;
+            client
+                .report_deployment(
+                    &agent,
+                    &policy.deployment_report(plasma_client::protocol::DeploymentChange::Install),
+                )
+                .await
+                .context("the packet runs; reporting it to the server failed")?;
             let loaded = policy.loaded();
             println!(
                 "deployed {} packet {} ({} bytes) into {}: base {}, adapter {}",
