@@ -50,7 +50,9 @@ pub use records::{
     AgentSummary, ChunkRecord, DeletionRecord, Deployment, DeploymentChange, DeploymentReport,
     PacketRecord, PolicyKind, TaskRecord,
 };
-pub use reports::{AuditReport, PhaseMetrics, SimulationResult, TrainingResult, WorldModelFit};
+pub use reports::{
+    AuditReport, EpochFit, PhaseMetrics, SimulationResult, TrainingResult, WorldModelFit,
+};
 pub use space::{MAX_SPACE_DIM, Space, SpaceError};
 pub use task::{TaskError, TaskSpec};
 pub use termination::{Termination, TerminationError};

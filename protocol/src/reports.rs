@@ -249,6 +249,19 @@ impl ReturnSummary {
     }
 }
 
+/// One epoch of a world-model fit: what a plot of the fit draws.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EpochFit {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Mean training loss of the epoch (all members).
+    pub train_loss: f32,
+    /// Held-out mean squared error of each ensemble member after the epoch (normalized
+    /// units); empty without a held-out split.
+    pub holdout_mse: Vec<f32>,
+}
+
 /// How a job came by its world model: fitted (with the fit's figures) or loaded from the
 /// checkpoint of the same data and settings, and what the per-agent check found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -285,6 +298,10 @@ pub struct WorldModelFit {
     /// Seconds the fit took (a fit only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds: Option<f64>,
+    /// Every epoch's training loss and held-out errors, in order (a fit only): the fit's
+    /// complete history, kept with the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<EpochFit>>,
     /// The per-agent check of the task's data (none while it has not run).
     #[serde(default)]
     pub agents: Option<AgentCheck>,

@@ -214,6 +214,7 @@ fn fit_world_model(
         holdout_mse: None,
         final_train_loss: None,
         seconds: None,
+        history: None,
         agents: None,
         agents_advice: None,
         excluded_agents: None,
@@ -280,6 +281,7 @@ fn fit_world_model(
         holdout_mse: Some(report.holdout_mse),
         final_train_loss: Some(report.final_train_loss),
         seconds: Some(report.seconds),
+        history: Some(report.history),
         ..loaded_report
     };
     progress.report(

@@ -165,6 +165,9 @@ pub struct TrainReport {
     pub holdout_mse: Vec<f32>,
     /// Whether early stopping ended training before `max_epochs`.
     pub stopped_early: bool,
+    /// Every epoch's training loss and held-out errors, in order.
+    #[serde(default)]
+    pub history: Vec<plasma_protocol::EpochFit>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }

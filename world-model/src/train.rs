@@ -12,6 +12,7 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
+use plasma_protocol::EpochFit;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -247,6 +248,7 @@ pub(crate) fn train(
     let mut since_improved = 0;
     let (mut epochs, mut steps, mut final_loss, mut stopped_early) = (0, 0, f32::NAN, false);
     let batch = config.batch_size.min(train_rows.len());
+    let mut history = Vec::with_capacity(config.max_epochs);
     for epoch in 0..config.max_epochs {
         for rows in &mut member_rows {
             rows.shuffle(&mut rng);
@@ -279,12 +281,22 @@ pub(crate) fn train(
         final_loss = (loss_sum / batches.max(1) as f64) as f32;
         if val_rows.is_empty() {
             best_net = net.clone();
+            history.push(EpochFit {
+                epoch: epochs,
+                train_loss: final_loss,
+                holdout_mse: vec![],
+            });
             continue;
         }
         let mse = score_val(&net)?.mse_per_member;
         if mse.iter().any(|m| !m.is_finite()) {
             return Err(WorldModelError::Diverged { epoch });
         }
+        history.push(EpochFit {
+            epoch: epochs,
+            train_loss: final_loss,
+            holdout_mse: mse.clone(),
+        });
         let improved = mse
             .iter()
             .zip(&best_mse)
@@ -311,6 +323,7 @@ pub(crate) fn train(
             final_train_loss: final_loss,
             holdout_mse: best_mse,
             stopped_early,
+            history,
             seconds: started.elapsed().as_secs_f64(),
         },
     ))

@@ -439,6 +439,22 @@ async fn experience_to_verified_base_and_adapter_packets() {
     assert_eq!(view["result"]["horizon"], 5);
     assert!(view["result"]["mean_return"].as_f64().is_some());
     assert!(view["audit"]["approved"].is_boolean(), "{view}");
+    // The fit's complete history is kept with the job: one entry per epoch, with each
+    // member's held-out error.
+    let fit = &view["result"]["world_model"];
+    assert_eq!(fit["fitted"], true, "{fit}");
+    let history = fit["history"].as_array().expect("the fit's history");
+    assert_eq!(
+        history.len() as u64,
+        fit["epochs"].as_u64().unwrap(),
+        "{fit}"
+    );
+    assert!(
+        history
+            .iter()
+            .all(|e| e["holdout_mse"].as_array().is_some_and(|m| !m.is_empty())),
+        "{fit}"
+    );
     assert_eq!(s.get("/health").await.1["world_model_loaded"], true);
 
     // A late subscriber still sees the outcome.
@@ -473,6 +489,13 @@ async fn experience_to_verified_base_and_adapter_packets() {
             .is_finite()
     );
     assert_eq!(result["rounds"], 2, "{result}");
+    // The run keeps its metric history: every distillation round (the fit's epochs are
+    // checked on the simulation, which fitted the model this run loaded).
+    assert_eq!(
+        result["distill"]["rounds"].as_array().map(Vec::len),
+        Some(2),
+        "{result}"
+    );
     // CartPole's actions are discrete: the recipe learned a terminal value for its teacher.
     assert!(
         result["terminal_value"]["mean_value"]

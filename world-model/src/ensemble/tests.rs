@@ -297,6 +297,15 @@ fn fine_tuning_continues_from_a_checkpoint() {
     };
     let report = loaded.fit(&toy_data(200, 4), &config).unwrap();
     assert_eq!(report.epochs, 5);
+    // The complete history: one entry per epoch, each member's held-out error in it.
+    let epochs: Vec<usize> = report.history.iter().map(|e| e.epoch).collect();
+    assert_eq!(epochs, [1, 2, 3, 4, 5]);
+    assert!(
+        report
+            .history
+            .iter()
+            .all(|e| e.holdout_mse.len() == 3 && e.train_loss.is_finite())
+    );
     let after = loaded.loss(&toy_data(300, 5)).unwrap();
     // Starts where the checkpoint was (not from scratch) and keeps its normalizers.
     let mean = |r: &LossReport| r.mse_per_member.iter().sum::<f32>() / 3.0;
