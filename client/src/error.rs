@@ -133,6 +133,8 @@ impl ClientError {
         }
     }
 
+    /// A transport failure of `what`, keeping its source (HTTP and WebSocket only).
+    #[cfg(feature = "net")]
     pub(crate) fn transport(
         what: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
