@@ -113,9 +113,6 @@ pub(crate) fn check_box(low: &[f32], high: &[f32]) -> Result<(), SpaceError> {
         if l.is_nan() || h.is_nan() {
             return Err(SpaceError::NanBound { position });
         }
-        if l == f32::INFINITY || h == f32::NEG_INFINITY {
-            return Err(SpaceError::NoValue { position });
-        }
         if l > h {
             return Err(SpaceError::Inverted {
                 position,
@@ -140,6 +137,21 @@ impl Space {
         let space = Space::Box { low, high };
         space.validate()?;
         Ok(space)
+    }
+
+    /// Checks that every dimension admits a finite value (no lower bound of `+inf`, no
+    /// upper bound of `-inf`): required of a task registered now ([`crate::TaskSpec::validate`]),
+    /// not of a space read back, so that records stored before the rule still load.
+    pub fn admits_values(&self) -> Result<(), SpaceError> {
+        if let Space::Box { low, high } = self
+            && let Some(position) = low
+                .iter()
+                .zip(high)
+                .position(|(&l, &h)| l == f32::INFINITY || h == f32::NEG_INFINITY)
+        {
+            return Err(SpaceError::NoValue { position });
+        }
+        Ok(())
     }
 
     /// Checks the invariants that [`Space::discrete`] and [`Space::boxed`] guarantee, for
@@ -478,15 +490,21 @@ mod tests {
             Space::boxed(vec![f32::NAN], vec![1.0]),
             Err(SpaceError::NanBound { position: 0 })
         );
+        // A dimension whose only value would be an infinity: read back (records stored
+        // before the rule), refused for registration.
+        let inf = Space::boxed(vec![0.0, f32::INFINITY], vec![1.0, f32::INFINITY]).unwrap();
         assert_eq!(
-            Space::boxed(vec![0.0, f32::INFINITY], vec![1.0, f32::INFINITY]),
-            Err(SpaceError::NoValue { position: 1 }),
-            "a dimension whose only value would be +inf"
+            inf.admits_values(),
+            Err(SpaceError::NoValue { position: 1 })
         );
+        let json = serde_json::to_string(&inf).unwrap();
+        assert_eq!(serde_json::from_str::<Space>(&json).unwrap(), inf);
+        let neg = Space::boxed(vec![f32::NEG_INFINITY], vec![f32::NEG_INFINITY]).unwrap();
         assert_eq!(
-            Space::boxed(vec![f32::NEG_INFINITY], vec![f32::NEG_INFINITY]),
+            neg.admits_values(),
             Err(SpaceError::NoValue { position: 0 })
         );
+        assert_eq!(cartpole_obs().admits_values(), Ok(()));
         assert!(matches!(
             Space::boxed(vec![0.0; MAX_SPACE_DIM + 1], vec![1.0; MAX_SPACE_DIM + 1]),
             Err(SpaceError::TooLarge { .. })

@@ -75,9 +75,11 @@ impl TaskSpec {
         validate_identifier(&self.name)?;
         self.observation_space
             .validate()
+            .and_then(|()| self.observation_space.admits_values())
             .map_err(TaskError::ObservationSpace)?;
         self.action_space
             .validate()
+            .and_then(|()| self.action_space.admits_values())
             .map_err(TaskError::ActionSpace)?;
         if self.max_episode_steps == Some(0) {
             return Err(TaskError::ZeroStepLimit);

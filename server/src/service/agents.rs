@@ -23,7 +23,9 @@ pub async fn list(service: &Service) -> Result<Vec<AgentSummary>> {
     .await
 }
 
-/// Records what `agent_id` reports running, in place of its previous report.
+/// Records what `agent_id` reports running, in place of its previous report — unless that
+/// one took effect later (a retried or delayed report arriving after a newer one): then
+/// the newer is kept and answered.
 pub async fn report_deployment(
     service: &Service,
     agent_id: String,
@@ -39,7 +41,15 @@ pub async fn report_deployment(
         reported_at: now_secs(),
     };
     let store = service.store.clone();
-    let stored = deployment.clone();
-    blocking(move || Ok(store.put_deployment(&stored)?)).await?;
-    Ok(deployment)
+    blocking(move || {
+        let newer = store.list_deployments()?.into_iter().find(|d| {
+            d.agent_id == deployment.agent_id && d.report.since > deployment.report.since
+        });
+        if let Some(newer) = newer {
+            return Ok(newer);
+        }
+        store.put_deployment(&deployment)?;
+        Ok(deployment)
+    })
+    .await
 }

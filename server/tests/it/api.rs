@@ -540,6 +540,18 @@ async fn experience_to_verified_base_and_adapter_packets() {
         (422, Some("invalid_request")),
         "{e}"
     );
+    // A report that took effect before the stored one (a late retry) does not replace it.
+    let (st, kept) = s
+        .put(
+            "/agents/robot-1/deployment",
+            &json!({ "base": "ab".repeat(32), "since": 1_700_000_000.0, "change": "rollback" }),
+        )
+        .await;
+    assert_eq!(
+        (st, &kept),
+        (200, &stored),
+        "the newer report is kept and answered"
+    );
     // The agents, with what each uploaded, the packet compiled for robot-1 and what it runs.
     let (st, agents) = s.get("/agents").await;
     assert_eq!(st, 200, "{agents}");
