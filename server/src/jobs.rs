@@ -44,9 +44,11 @@ struct LiveJob {
     record: JobRecord,
     events: Vec<JobEvent>,
     last_progress: Option<Instant>,
-    /// Its start is queued for the writer but not yet on disk: readers still see it
-    /// queued, so that nobody observes `running` that a crash would take back.
-    start_pending: bool,
+    /// A change of status queued for the writer but not yet on disk, and the status
+    /// readers still see meanwhile: `queued` while its start is pending, `running` while
+    /// its end is — so that nobody observes a state that a crash would take back, or a
+    /// result that another reader (the compiler, reading storage) cannot find yet.
+    shown_until_durable: Option<JobStatus>,
 }
 
 struct Live {
@@ -205,8 +207,11 @@ impl Jobs {
         let live = self.live.lock().ok()?.get(id).cloned()?;
         let s = live.state.lock().ok()?;
         let mut record = s.record.clone();
-        if s.start_pending && record.status == JobStatus::Running {
-            record.status = JobStatus::Queued;
+        if let Some(shown) = s.shown_until_durable {
+            record.status = shown;
+            record.result = None;
+            record.error = None;
+            record.finished_at = None;
         }
         Some((record, s.events.clone()))
     }
@@ -346,7 +351,7 @@ impl Jobs {
                 record: record.clone(),
                 events,
                 last_progress: None,
-                start_pending: false,
+                shown_until_durable: None,
             }),
             cancel: AtomicBool::new(false),
         });
@@ -401,7 +406,7 @@ impl Jobs {
         if let Ok(mut s) = live.state.lock() {
             s.record.started_at = Some(now_secs());
             s.record.attempt += 1;
-            s.start_pending = true;
+            s.shown_until_durable = Some(JobStatus::Queued);
         }
         // Durable before the work starts (and before anyone sees it running): a crash
         // from here on counts as an attempt.
@@ -418,7 +423,7 @@ impl Jobs {
             let _ = started.await;
         }
         if let Ok(mut s) = live.state.lock() {
-            s.start_pending = false;
+            s.shown_until_durable = None;
         }
         let ctx = JobContext {
             jobs: self.clone(),
@@ -466,6 +471,7 @@ impl Jobs {
             }
         };
         if let Ok(mut s) = live.state.lock() {
+            s.shown_until_durable = Some(s.record.status);
             s.record.finished_at = Some(now_secs());
             match outcome {
                 Ok(result) => {
@@ -485,6 +491,9 @@ impl Jobs {
         let progress = live.state.lock().map(|s| s.record.progress).ok();
         if let Some(durable) = self.emit(live, kind, Some(status), None, progress, None, message) {
             let _ = durable.await;
+        }
+        if let Ok(mut s) = live.state.lock() {
+            s.shown_until_durable = None;
         }
         let record = live
             .state
