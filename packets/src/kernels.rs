@@ -210,34 +210,29 @@ fn by_columns<const FMA: bool, const BLOCK: usize>(
 
 #[inline(always)]
 fn dot<const FMA: bool>(w: &[f32], x: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (wc, xc) = (w.chunks_exact(8), x.chunks_exact(8));
-    let (wr, xr) = (wc.remainder(), xc.remainder());
-    for (a, b) in wc.zip(xc) {
-        for i in 0..8 {
-            acc[i] = madd::<FMA>(a[i], b[i], acc[i]);
-        }
-    }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (a, b) in wr.iter().zip(xr) {
-        s = madd::<FMA>(*a, *b, s);
-    }
-    s
+    dot_of::<FMA, f32>(w, x)
 }
 
 #[inline(always)]
 fn dot_i8<const FMA: bool>(w: &[i8], x: &[f32]) -> f32 {
+    dot_of::<FMA, i8>(w, x)
+}
+
+/// `w · x` with eight independent accumulators (so the loop vectorizes), for f32 or int8
+/// weights.
+#[inline(always)]
+fn dot_of<const FMA: bool, W: Copy + Into<f32>>(w: &[W], x: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (wc, xc) = (w.chunks_exact(8), x.chunks_exact(8));
     let (wr, xr) = (wc.remainder(), xc.remainder());
     for (a, b) in wc.zip(xc) {
         for i in 0..8 {
-            acc[i] = madd::<FMA>(f32::from(a[i]), b[i], acc[i]);
+            acc[i] = madd::<FMA>(a[i].into(), b[i], acc[i]);
         }
     }
     let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     for (a, b) in wr.iter().zip(xr) {
-        s = madd::<FMA>(f32::from(*a), *b, s);
+        s = madd::<FMA>((*a).into(), *b, s);
     }
     s
 }

@@ -131,21 +131,17 @@ impl TestServer {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        self.send_json(reqwest::Method::POST, path, body).await
     }
 
     pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send_json(reqwest::Method::PUT, path, body).await
+    }
+
+    async fn send_json(&self, method: reqwest::Method, path: &str, body: &Value) -> (u16, Value) {
         let r = self
             .http
-            .put(self.url(path))
+            .request(method, self.url(path))
             .json(body)
             .send()
             .await
