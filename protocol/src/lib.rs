@@ -48,7 +48,7 @@ pub use jobs::{
 };
 pub use records::{
     AgentSummary, ChunkRecord, DeletionRecord, Deployment, DeploymentChange, DeploymentReport,
-    PacketRecord, PolicyKind, TaskRecord,
+    PacketListing, PacketRecord, PolicyKind, TaskRecord,
 };
 pub use reports::{
     AuditReport, EpochFit, PhaseMetrics, SimulationResult, TrainingResult, WorldModelFit,

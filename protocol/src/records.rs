@@ -259,6 +259,40 @@ pub struct PacketRecord {
     pub trained_on_deleted_data: bool,
 }
 
+/// A stored packet and the agents that report running it (`GET /packets`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PacketListing {
+    /// The packet's metadata.
+    #[serde(flatten)]
+    pub packet: PacketRecord,
+    /// Agents whose last reported deployment runs it (as base or adapter).
+    pub running_on: Vec<String>,
+}
+
+impl PacketListing {
+    /// Each packet with the agents whose deployment names it.
+    pub fn gather(packets: Vec<PacketRecord>, deployments: &[Deployment]) -> Vec<PacketListing> {
+        packets
+            .into_iter()
+            .map(|packet| {
+                let running_on = deployments
+                    .iter()
+                    .filter(|d| {
+                        d.report.base.eq_ignore_ascii_case(&packet.packet_id)
+                            || d.report
+                                .adapter
+                                .as_deref()
+                                .is_some_and(|a| a.eq_ignore_ascii_case(&packet.packet_id))
+                    })
+                    .map(|d| d.agent_id.clone())
+                    .collect();
+                PacketListing { packet, running_on }
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,5 +387,59 @@ mod tests {
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn packets_list_the_agents_that_run_them() {
+        let packet = |id: &str, kind| PacketRecord {
+            packet_id: id.into(),
+            kind,
+            agent_id: "robot-1".into(),
+            task: "t".into(),
+            training_id: "tr".into(),
+            base_packet_id: None,
+            size: 10,
+            target_device: "cpu".into(),
+            quantization: "int8".into(),
+            compression_level: 3,
+            audit: plasma_packets::AuditStatus::Approved,
+            audit_summary: "approved".into(),
+            signed_by: "k".into(),
+            created_at: 1.0,
+            trained_on_deleted_data: false,
+        };
+        let (base, adapter, other) = ("ab".repeat(32), "cd".repeat(32), "ef".repeat(32));
+        let runs = |agent: &str, adapter: Option<&str>| Deployment {
+            agent_id: agent.into(),
+            report: DeploymentReport {
+                base: base.to_ascii_uppercase(),
+                adapter: adapter.map(str::to_owned),
+                since: 1.0,
+                change: DeploymentChange::Install,
+            },
+            reported_at: 2.0,
+        };
+        let listed = PacketListing::gather(
+            vec![
+                packet(&base, PolicyKind::Base),
+                packet(&adapter, PolicyKind::Adapter),
+                packet(&other, PolicyKind::Base),
+            ],
+            &[runs("robot-1", Some(&adapter)), runs("robot-2", None)],
+        );
+        assert_eq!(
+            listed[0].running_on,
+            ["robot-1", "robot-2"],
+            "digests compare without case"
+        );
+        assert_eq!(listed[1].running_on, ["robot-1"]);
+        assert!(listed[2].running_on.is_empty());
+        let json = serde_json::to_value(&listed[1]).unwrap();
+        assert_eq!(
+            json["packet_id"],
+            adapter.as_str(),
+            "the record's fields stay at the top"
+        );
+        assert_eq!(json["running_on"][0], "robot-1");
     }
 }

@@ -313,6 +313,349 @@ pub struct WorldModelFit {
     pub excluded_agents: Option<Vec<String>>,
 }
 
+/// Summary of a sample of finite values (non-finite values are left out and counted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Summary {
+    /// Finite values summarized.
+    pub count: usize,
+    /// Non-finite values left out.
+    pub non_finite: usize,
+    /// Mean.
+    pub mean: f32,
+    /// Standard deviation (population).
+    pub std: f32,
+    /// Smallest value.
+    pub min: f32,
+    /// Largest value.
+    pub max: f32,
+    /// Median.
+    pub q50: f32,
+    /// 90th percentile.
+    pub q90: f32,
+    /// 99th percentile.
+    pub q99: f32,
+}
+
+impl Summary {
+    /// Summarizes `values`; all zeros when none is finite.
+    pub fn of(values: &[f32]) -> Summary {
+        let sorted = sorted_finite(values);
+        let non_finite = values.len() - sorted.len();
+        if sorted.is_empty() {
+            return Summary {
+                non_finite,
+                ..Summary::default()
+            };
+        }
+        let n = sorted.len() as f64;
+        let mean = sorted.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let var = sorted
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        Summary {
+            count: sorted.len(),
+            non_finite,
+            mean: mean as f32,
+            std: var.sqrt() as f32,
+            min: sorted[0],
+            max: sorted[sorted.len() - 1],
+            q50: quantile_sorted(&sorted, 0.5),
+            q90: quantile_sorted(&sorted, 0.9),
+            q99: quantile_sorted(&sorted, 0.99),
+        }
+    }
+}
+
+/// The finite values of `values`, sorted ascending.
+pub fn sorted_finite(values: &[f32]) -> Vec<f32> {
+    let mut v: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    v.sort_by(f32::total_cmp);
+    v
+}
+
+/// Quantile `q ∈ [0, 1]` of sorted values, linearly interpolated (NumPy's default);
+/// 0 for an empty slice.
+pub fn quantile_sorted(sorted: &[f32], q: f64) -> f32 {
+    match sorted.len() {
+        0 => 0.0,
+        1 => sorted[0],
+        n => {
+            let pos = q.clamp(0.0, 1.0) * (n - 1) as f64;
+            let lo = pos.floor() as usize;
+            let hi = (lo + 1).min(n - 1);
+            let frac = (pos - lo as f64) as f32;
+            sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+        }
+    }
+}
+
+/// What kind of failure a simulation predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The continue probability collapses: the model predicts the episode ends.
+    Termination,
+    /// The path earns its return where the model does not know the dynamics.
+    Exploitation,
+    /// The predicted reward leaves the real reward range.
+    RewardSpike,
+    /// The path leaves the training data's region.
+    DistributionShift,
+    /// The model produced non-finite values.
+    NonFinite,
+}
+
+impl FailureKind {
+    /// The kind in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            FailureKind::Termination => "predicted termination",
+            FailureKind::Exploitation => "model exploitation",
+            FailureKind::RewardSpike => "reward spike",
+            FailureKind::DistributionShift => "distribution shift",
+            FailureKind::NonFinite => "non-finite prediction",
+        }
+    }
+}
+
+/// Above or below the training data's mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// More than one training std above the mean.
+    Above,
+    /// More than one training std below the mean.
+    Below,
+}
+
+/// A condition common to the states that precede a failure: observation dimension `dim`
+/// lies more than one training std `direction` the training mean in `share` of the cases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Condition {
+    /// Observation dimension.
+    pub dim: usize,
+    /// Above or below.
+    pub direction: Direction,
+    /// Share of the failures preceded by this condition.
+    pub share: f32,
+    /// Mean standardized value of the dimension in those preceding states.
+    pub mean_z: f32,
+}
+
+/// One failure mode of a simulation: where the paths that fail this way end up and what
+/// leads there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FailureMode {
+    /// The kind of failure.
+    pub kind: FailureKind,
+    /// Paths that fail this way (first occurrence per path).
+    pub paths: usize,
+    /// Share of all paths.
+    pub share: f32,
+    /// Steps at which the failures occur.
+    pub step: Summary,
+    /// Per-dimension minimum of the failure states.
+    pub state_min: Vec<f32>,
+    /// Per-dimension mean of the failure states.
+    pub state_mean: Vec<f32>,
+    /// Per-dimension maximum of the failure states.
+    pub state_max: Vec<f32>,
+    /// Per-dimension mean of the states `condition_lookback` steps before the failure
+    /// (or the first recorded state).
+    pub preceding_mean: Vec<f32>,
+    /// The most common conditions of the preceding states, most common first (those
+    /// shared by at least half of the failures).
+    pub conditions: Vec<Condition>,
+    /// The mode in words.
+    pub description: String,
+}
+
+/// "What could go wrong": the failure modes predicted by one simulation, for an operator
+/// to read before deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FailureReport {
+    /// Paths simulated.
+    pub paths: usize,
+    /// The modes, most frequent first.
+    pub modes: Vec<FailureMode>,
+}
+
+/// Where on one path a failure is predicted: the first step of each kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FailureEvent {
+    /// The kind of failure.
+    pub kind: FailureKind,
+    /// The step (0-based, after that step's action) where it first occurs.
+    pub step: usize,
+}
+
+/// One of the auditor's detectors, its worst figure over the audited paths against the
+/// threshold it is held to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DetectorCheck {
+    /// The detector.
+    pub detector: Detector,
+    /// Its worst figure over the live steps of all paths (the largest, or for the lower
+    /// reward bound the smallest).
+    pub measured: f64,
+    /// The threshold: the detector fires on a path where the figure lies beyond it.
+    pub threshold: f64,
+    /// Whether firing means below the threshold (the lower reward bound) rather than above.
+    #[serde(default)]
+    pub below: bool,
+    /// Paths it fired on.
+    pub flagged: usize,
+    /// What the figure is, in words (with its unit).
+    pub meaning: String,
+}
+
+/// The auditor's detectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Detector {
+    /// Share of a path's return earned where the members disagree beyond τ_u.
+    Exploitation,
+    /// Member disagreement against what the model shows on real held-out data (τ_u).
+    Disagreement,
+    /// Predicted reward above the real range.
+    RewardHigh,
+    /// Predicted reward below the real range.
+    RewardLow,
+    /// Distance of an imagined state to the training data (τ_s).
+    DistributionShift,
+    /// Share of the paths rejected, against the share a verdict allows.
+    RejectedShare,
+}
+
+/// How phantom paths were steered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Steering {
+    /// By the trained policy (a training run's).
+    Policy,
+    /// By the planner (a simulation's).
+    Planner,
+    /// By the actions an agent really took from the same start (a replay).
+    RecordedActions,
+}
+
+/// Imagined values per step, over the ensemble: every member imagines the same start
+/// under the same steering, and the band is the spread of their paths. Step `t` is the
+/// state after the `t`-th action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImaginedBand {
+    /// Mean over the members, `[steps][obs_dim]`.
+    pub mean: Vec<Vec<f32>>,
+    /// Lowest member, `[steps][obs_dim]`.
+    pub low: Vec<Vec<f32>>,
+    /// Highest member, `[steps][obs_dim]`.
+    pub high: Vec<Vec<f32>>,
+    /// Predicted reward per step, mean over the members.
+    pub reward: Vec<f32>,
+    /// Probability that the path is still alive after each step (declared termination or
+    /// the model's continue prediction), mean over the members.
+    pub alive: Vec<f32>,
+    /// Member disagreement per step (the auditor's `u`), mean over the members.
+    pub uncertainty: Vec<f32>,
+}
+
+/// How a real stretch of experience ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RealEnd {
+    /// The episode reached a terminal state.
+    Terminated,
+    /// The episode was truncated (time limit or outside cause).
+    Truncated,
+    /// The stored data stops (or the horizon was reached) while the episode went on.
+    Continues,
+}
+
+/// What really happened from a start state: the agent's own steps, and the model
+/// replaying the actions it took (the model's error, drawn over the truth).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RealPath {
+    /// The observation after each real step, `[steps][obs_dim]`.
+    pub obs: Vec<Vec<f32>>,
+    /// The reward of each real step.
+    pub reward: Vec<f32>,
+    /// How the stretch ended.
+    pub end: RealEnd,
+    /// The ensemble under the recorded actions, as many steps.
+    pub replayed: ImaginedBand,
+}
+
+/// One start state and what the model imagines from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PhantomPath {
+    /// Index of the start state's transition in the task's (screened) experience.
+    pub start_index: usize,
+    /// The agent that recorded it, when known.
+    pub agent_id: Option<String>,
+    /// The start state.
+    pub start: Vec<f32>,
+    /// The imagined paths' band, steered as the report says.
+    pub imagined: ImaginedBand,
+    /// The real continuation from the same start, when the data holds one.
+    pub real: Option<RealPath>,
+    /// Failures the auditor predicts on the member paths: `(member, event)`, first step of
+    /// each kind per member.
+    pub failures: Vec<MemberFailure>,
+    /// Member paths the auditor approved (of `members`).
+    pub approved_members: usize,
+    /// Why member paths were rejected, one line each.
+    pub reasons: Vec<String>,
+}
+
+/// A failure predicted on one member's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MemberFailure {
+    /// The ensemble member whose path it is.
+    pub member: usize,
+    /// What, and where.
+    #[serde(flatten)]
+    pub event: FailureEvent,
+}
+
+/// Phantom paths for people to look at: a few real start states, each imagined by every
+/// ensemble member with the real continuation beside it, and the failures predicted on
+/// them. Stored with the run (training or simulation) that drew them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PhantomReport {
+    /// What steered the imagined paths.
+    pub steering: Steering,
+    /// Steps per imagined path.
+    pub horizon: usize,
+    /// Ensemble members (paths per start).
+    pub members: usize,
+    /// Values per observation.
+    pub obs_dim: usize,
+    /// The auditor's disagreement threshold τ_u (the uncertainty plot's line).
+    pub disagreement_threshold: f32,
+    /// The real reward range the auditor allows, `[low, high]`.
+    pub reward_range: [f32; 2],
+    /// The start states and their paths.
+    pub paths: Vec<PhantomPath>,
+}
+
 /// The Judicial Auditor's report on a set of phantom paths: the verdict, every detector's
 /// figure and threshold (`figures`), how many paths each detector flagged, and the
 /// per-agent check of the data behind the model.
@@ -337,6 +680,12 @@ pub struct AuditReport {
     /// What to do about flagged agents.
     #[serde(default)]
     pub agents_advice: Option<String>,
+    /// Every detector's worst figure against its threshold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub detectors: Vec<DetectorCheck>,
+    /// What could go wrong: the failure modes the audited paths predict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<FailureReport>,
 }
 
 /// The result of a phantom-path simulation (`POST /simulate`).
@@ -365,6 +714,9 @@ pub struct SimulationResult {
     pub world_model: WorldModelFit,
     /// The auditor's report (none when `adversarial_audit` was off).
     pub audit: Option<AuditReport>,
+    /// A few of the paths drawn per step, with the real continuations beside them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phantom: Option<PhantomReport>,
 }
 
 /// The policy fit of a training run's last distillation round.
@@ -436,6 +788,10 @@ pub struct TrainingResult {
     pub distill: DistillSummary,
     /// The world model used.
     pub world_model: WorldModelFit,
+    /// A few of the policy's phantom paths drawn per step, with the real continuations
+    /// beside them and the failures predicted on them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phantom: Option<PhantomReport>,
 }
 
 /// The figures that come with a job event, by phase.

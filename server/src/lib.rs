@@ -14,6 +14,8 @@
 //!   job's spec, resolves what it names and builds its work, apart from HTTP.
 //! - [`api`], [`ws`], [`auth`], [`metrics`]: HTTP handlers (one module per resource),
 //!   WebSocket, tokens, Prometheus.
+//! - [`ui`]: the dashboard's page and assets, embedded in the binary, served at `/ui/`.
+//! - [`phantom`]: phantom paths drawn for people (bands, real continuations, failures).
 //! - [`start`] runs a server in the current tokio runtime and returns a
 //!   [`RunningServer`] handle (the binary and the tests use it alike).
 
@@ -24,11 +26,13 @@ pub mod error;
 pub mod jobs;
 pub mod limits;
 pub mod metrics;
+pub mod phantom;
 pub mod pipeline;
 pub mod records;
 pub mod recovery;
 pub mod service;
 pub mod storage;
+pub mod ui;
 pub mod ws;
 
 /// The binary experience form, plasma-protocol's (re-exported where it used to live).
@@ -211,9 +215,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/livez", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
-        .route("/signing-key", get(signing_key));
+        .route("/signing-key", get(signing_key))
+        .route("/whoami", get(whoami))
+        .merge(ui::routes());
     let agent = Router::new()
         .route("/status", get(status))
+        .route("/packets", get(list_packets))
         .route("/tasks", get(list_tasks))
         .route("/tasks/{name}", get(get_task))
         .route("/agents", get(list_agents))

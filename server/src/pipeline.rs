@@ -30,7 +30,7 @@ use plasma_packets::signing::PacketSigner;
 use plasma_packets::{FloatLora, FloatPolicy};
 use plasma_protocol::reports::{
     AuditReport, DistillStart, DistillSummary, FitStart, PhantomStep, PhaseMetrics,
-    PolicyFitSummary, ReturnSummary, SimulationResult, TrainingResult, WorldModelFit,
+    PolicyFitSummary, ReturnSummary, SimulationResult, Steering, TrainingResult, WorldModelFit,
 };
 use plasma_protocol::{Action, PolicyKind, TaskSpec, Transition};
 use plasma_world_model::audit::{
@@ -50,6 +50,7 @@ use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
 use crate::config::ComputeConfig;
+use crate::phantom::phantom_report;
 
 /// Why a computation stopped.
 #[derive(Debug, Error)]
@@ -430,6 +431,8 @@ fn audit_report(audit: &PathAudit, agents: Option<&AgentCheck>) -> AuditReport {
         flagged: audit.flagged.clone(),
         rejected_share: audit.rejected_share(),
         paths: audit.approved.len(),
+        detectors: audit.detectors.clone(),
+        failures: Some(audit.failures.clone()),
     }
 }
 
@@ -510,6 +513,7 @@ pub fn simulate(
         mean_uncertainty: mean(&host.uncertainty),
         world_model: fitted.report.clone(),
         audit: None,
+        phantom: None,
     };
     if params.audit {
         progress.report("audit", 0.9, None);
@@ -523,6 +527,18 @@ pub fn simulate(
         let verdict = audit_report(&audit, fitted.agent_check.as_ref());
         progress.audit(verdict.clone());
         result.audit = Some(verdict);
+        let mut steer = PlannerPolicy {
+            model,
+            planner: &mut planner,
+        };
+        result.phantom = Some(phantom_report(
+            model,
+            exp,
+            &calibration,
+            Steering::Planner,
+            &mut steer,
+            horizon,
+        )?);
     }
     Ok(result)
 }
@@ -717,6 +733,14 @@ fn distil_fitted(
     let audit = audit_paths(&calibration, &host)?;
     let audit_figures = audit_report(&audit, fitted.agent_check.as_ref());
     progress.audit(audit_figures.clone());
+    let phantom = phantom_report(
+        model,
+        exp,
+        &calibration,
+        Steering::Policy,
+        &mut policy.clone(),
+        settings.phantom_horizon,
+    )?;
     let last = report.distill.rounds.last();
     let fit = report.distill.last_fit.as_ref();
     let result = TrainingResult {
@@ -751,6 +775,7 @@ fn distil_fitted(
             seconds: report.distill.seconds,
         },
         world_model: fitted.report.clone(),
+        phantom: Some(phantom),
     };
     Ok((policy, result, audit))
 }

@@ -34,9 +34,9 @@ pub mod train;
 pub use agents::{list_agents, report_deployment};
 pub use experience::{delete_experience, list_experience, upload_experience};
 pub use jobs::{cancel_job, get_job, list_jobs};
-pub use packets::{compile, download, packet_meta};
+pub use packets::{compile, download, list_packets, packet_meta};
 pub use simulate::{get_simulation, simulate};
-pub use system::{health, metrics, ready, signing_key, status};
+pub use system::{health, metrics, ready, signing_key, status, whoami};
 pub use tasks::{get_task, list_tasks, register_task};
 pub use train::{get_training, train, train_history};
 
@@ -129,6 +129,7 @@ pub(crate) fn resolve_spec(store: &dyn Store, name: &str) -> Result<(TaskSpec, b
         system::status,
         system::metrics,
         system::signing_key,
+        system::whoami,
         tasks::register_task,
         tasks::list_tasks,
         tasks::get_task,
@@ -147,7 +148,8 @@ pub(crate) fn resolve_spec(store: &dyn Store, name: &str) -> Result<(TaskSpec, b
         train::train_history,
         packets::compile,
         packets::download,
-        packets::packet_meta
+        packets::packet_meta,
+        packets::list_packets
     ),
     components(schemas(
         ErrorBody,

@@ -15,6 +15,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::records::PacketRecord;
 use crate::service;
 use crate::storage::Store;
+use plasma_protocol::PacketListing;
 
 /// Compiles a trained policy or adapter into a signed int8 packet.
 #[utoipa::path(post, path = "/instruction-packet/compile", request_body = CompileRequest,
@@ -137,5 +138,23 @@ pub async fn packet_meta(
     let store = st.store.clone();
     Ok(Json(
         blocking(move || find_packet(store.as_ref(), &id)).await?,
+    ))
+}
+
+/// Every stored packet, newest first, with the agents whose last reported deployment runs
+/// it.
+#[utoipa::path(get, path = "/packets", responses((status = 200, body = [PacketListing])))]
+pub async fn list_packets(
+    State(st): State<Arc<AppState>>,
+) -> Result<Json<Vec<PacketListing>>, ApiError> {
+    let store = st.store.clone();
+    Ok(Json(
+        blocking(move || {
+            Ok(PacketListing::gather(
+                store.list_packets()?,
+                &store.list_deployments()?,
+            ))
+        })
+        .await?,
     ))
 }

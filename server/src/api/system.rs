@@ -96,3 +96,33 @@ pub async fn signing_key(State(st): State<Arc<AppState>>) -> Json<SigningKey> {
         public_key: st.signer.public_key().to_hex(),
     })
 }
+
+/// Who a token is: what the dashboard shows and offers depends on it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct Identity {
+    /// The token's role (`admin` for open access); absent when the request carried no
+    /// accepted token.
+    pub role: Option<crate::config::Role>,
+    /// The agents it speaks for; absent: any (or no accepted token).
+    pub agents: Option<Vec<String>>,
+    /// Whether the server runs open (a loopback bind without tokens).
+    pub open: bool,
+    /// The token's fingerprint (never the token); absent for open access.
+    pub token: Option<String>,
+}
+
+/// The caller's role and agents, as the server sees its token (`Authorization: Bearer`
+/// or `?token=`). Public, and never 401: a page asks it whether it needs a token.
+#[utoipa::path(get, path = "/whoami", responses((status = 200, body = Identity)))]
+pub async fn whoami(
+    State(st): State<Arc<AppState>>,
+    req: axum::extract::Request,
+) -> Json<Identity> {
+    let caller = st.auth.check(&req, crate::config::Role::Agent).ok();
+    Json(Identity {
+        open: st.auth.is_open(),
+        role: caller.as_ref().map(|c| c.role),
+        token: caller.as_ref().and_then(|c| c.token.clone()),
+        agents: caller.and_then(|c| c.agents),
+    })
+}

@@ -564,6 +564,12 @@ impl Store for EmbeddedStore {
         tx.commit().map_err(dberr)
     }
 
+    fn list_packets(&self) -> Result<Vec<PacketRecord>> {
+        let mut packets: Vec<PacketRecord> = self.all(PACKETS)?;
+        packets.sort_by(|a, b| b.created_at.total_cmp(&a.created_at));
+        Ok(packets)
+    }
+
     fn get_packet(&self, id: &str) -> Result<Option<PacketRecord>> {
         self.get(PACKETS, &id.to_ascii_lowercase())
     }

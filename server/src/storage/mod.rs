@@ -135,6 +135,8 @@ pub trait Store: Send + Sync + 'static {
     fn latest_packet_for_agent(&self, agent: &str) -> Result<Option<PacketRecord>>;
     /// Number of stored packets.
     fn count_packets(&self) -> Result<u64>;
+    /// Every stored packet's metadata, newest first.
+    fn list_packets(&self) -> Result<Vec<PacketRecord>>;
 
     /// Stores an agent's reported deployment in place of its previous one.
     fn put_deployment(&self, deployment: &Deployment) -> Result<()>;

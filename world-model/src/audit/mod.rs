@@ -38,8 +38,8 @@ pub use packet::{
     PacketAudit, PacketAuditConfig, PacketLimits, audit_encoded_packet, audit_packet,
 };
 pub use paths::{
-    Condition, Direction, FailureKind, FailureMode, FailureReport, PathAudit, PathFlags,
-    PathReport, audit_paths, audit_trajectory,
+    Condition, Detector, DetectorCheck, Direction, FailureEvent, FailureKind, FailureMode,
+    FailureReport, PathAudit, PathFlags, PathReport, audit_paths, audit_trajectory,
 };
 pub use stats::Summary;
 

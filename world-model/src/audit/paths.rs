@@ -10,6 +10,10 @@ use super::calibration::Calibration;
 use super::stats::Summary;
 use crate::error::{Result, WorldModelError};
 use crate::rollout::{HostTrajectory, Trajectory};
+pub use plasma_protocol::reports::{
+    Condition, Detector, DetectorCheck, Direction, FailureEvent, FailureKind, FailureMode,
+    FailureReport,
+};
 
 /// Which detectors fired on a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -60,6 +64,8 @@ pub struct PathReport {
     pub exploit_share: f32,
     /// Largest predicted reward on a live step.
     pub max_reward: f32,
+    /// Smallest predicted reward on a live step.
+    pub min_reward: f32,
     /// Live steps whose reward is a spike.
     pub spike_steps: usize,
     /// Largest distance of a live reward outside the real range, in reward spreads.
@@ -76,96 +82,9 @@ pub struct PathReport {
     pub approved: bool,
     /// Why it was rejected.
     pub reasons: Vec<String>,
-}
-
-/// What kind of failure a simulation predicts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureKind {
-    /// The continue probability collapses: the model predicts the episode ends.
-    Termination,
-    /// The path earns its return where the model does not know the dynamics.
-    Exploitation,
-    /// The predicted reward leaves the real reward range.
-    RewardSpike,
-    /// The path leaves the training data's region.
-    DistributionShift,
-    /// The model produced non-finite values.
-    NonFinite,
-}
-
-impl FailureKind {
-    fn describe(self) -> &'static str {
-        match self {
-            FailureKind::Termination => "predicted termination",
-            FailureKind::Exploitation => "model exploitation",
-            FailureKind::RewardSpike => "reward spike",
-            FailureKind::DistributionShift => "distribution shift",
-            FailureKind::NonFinite => "non-finite prediction",
-        }
-    }
-}
-
-/// Above or below the training data's mean.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// More than one training std above the mean.
-    Above,
-    /// More than one training std below the mean.
-    Below,
-}
-
-/// A condition common to the states that precede a failure: observation dimension `dim`
-/// lies more than one training std `direction` the training mean in `share` of the cases.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Condition {
-    /// Observation dimension.
-    pub dim: usize,
-    /// Above or below.
-    pub direction: Direction,
-    /// Share of the failures preceded by this condition.
-    pub share: f32,
-    /// Mean standardized value of the dimension in those preceding states.
-    pub mean_z: f32,
-}
-
-/// One failure mode of a simulation: where the paths that fail this way end up and what
-/// leads there.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FailureMode {
-    /// The kind of failure.
-    pub kind: FailureKind,
-    /// Paths that fail this way (first occurrence per path).
-    pub paths: usize,
-    /// Share of all paths.
-    pub share: f32,
-    /// Steps at which the failures occur.
-    pub step: Summary,
-    /// Per-dimension minimum of the failure states.
-    pub state_min: Vec<f32>,
-    /// Per-dimension mean of the failure states.
-    pub state_mean: Vec<f32>,
-    /// Per-dimension maximum of the failure states.
-    pub state_max: Vec<f32>,
-    /// Per-dimension mean of the states `condition_lookback` steps before the failure
-    /// (or the first recorded state).
-    pub preceding_mean: Vec<f32>,
-    /// The most common conditions of the preceding states, most common first (those
-    /// shared by at least half of the failures).
-    pub conditions: Vec<Condition>,
-    /// The mode in words.
-    pub description: String,
-}
-
-/// "What could go wrong": the failure modes predicted by one simulation, for an operator
-/// to read before deployment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FailureReport {
-    /// Paths simulated.
-    pub paths: usize,
-    /// The modes, most frequent first.
-    pub modes: Vec<FailureMode>,
+    /// The first step of each failure the path predicts (termination, exploitation,
+    /// reward spike, distribution shift, non-finite values), in that order.
+    pub failures: Vec<FailureEvent>,
 }
 
 /// The audit of a set of phantom paths.
@@ -179,6 +98,8 @@ pub struct PathAudit {
     pub flagged: BTreeMap<String, usize>,
     /// What could go wrong.
     pub failures: FailureReport,
+    /// Every detector's worst figure against its threshold.
+    pub detectors: Vec<DetectorCheck>,
     /// The verdict on the set: rejected when more than
     /// [`super::AuditConfig::max_rejected_share`] of the paths are rejected.
     pub verdict: Verdict,
@@ -276,6 +197,7 @@ pub fn audit_paths(calibration: &Calibration, trajectory: &HostTrajectory) -> Re
             exploited_return: 0.0,
             exploit_share: 0.0,
             max_reward: f32::NEG_INFINITY,
+            min_reward: f32::INFINITY,
             spike_steps: 0,
             max_reward_excess: 0.0,
             max_shift: 0.0,
@@ -284,6 +206,7 @@ pub fn audit_paths(calibration: &Calibration, trajectory: &HostTrajectory) -> Re
             flags: PathFlags::default(),
             approved: true,
             reasons: vec![],
+            failures: vec![],
         };
         let (mut first_exploit, mut first_spike, mut first_shift, mut first_bad) =
             (None, None, None, None);
@@ -311,6 +234,7 @@ pub fn audit_paths(calibration: &Calibration, trajectory: &HostTrajectory) -> Re
                 } else {
                     r.max_disagreement = r.max_disagreement.max(u);
                     r.max_reward = r.max_reward.max(reward);
+                    r.min_reward = r.min_reward.min(reward);
                     let earned = mass * (reward - floor).max(0.0);
                     r.earned_return += earned;
                     if u > cal.disagreement_threshold {
@@ -346,6 +270,9 @@ pub fn audit_paths(calibration: &Calibration, trajectory: &HostTrajectory) -> Re
         }
         if r.max_reward == f32::NEG_INFINITY {
             r.max_reward = 0.0;
+        }
+        if r.min_reward == f32::INFINITY {
+            r.min_reward = 0.0;
         }
         r.exploit_share = if r.earned_return > 0.0 {
             r.exploited_return / r.earned_return
@@ -403,6 +330,7 @@ pub fn audit_paths(calibration: &Calibration, trajectory: &HostTrajectory) -> Re
         ] {
             if let Some(step) = step {
                 events.entry(kind).or_default().push((p, step));
+                r.failures.push(FailureEvent { kind, step });
             }
         }
         reports.push(r);
@@ -458,13 +386,105 @@ pub fn audit_paths(calibration: &Calibration, trajectory: &HostTrajectory) -> Re
             detail.join(", ")
         ));
     }
+    let detectors = detector_checks(cal, &reports, &flagged, rejected_share);
     Ok(PathAudit {
+        detectors,
         paths: reports,
         approved,
         flagged,
         failures,
         verdict: Verdict::from_reasons(reasons, figures),
     })
+}
+
+/// Each detector's worst figure over the paths' live steps against its threshold.
+fn detector_checks(
+    cal: &Calibration,
+    reports: &[PathReport],
+    flagged: &BTreeMap<String, usize>,
+    rejected_share: f32,
+) -> Vec<DetectorCheck> {
+    let worst = |f: fn(&PathReport) -> f32| {
+        reports
+            .iter()
+            .filter(|r| r.live_steps > 0)
+            .map(f)
+            .fold(0f32, f32::max)
+    };
+    let lowest_reward = reports
+        .iter()
+        .filter(|r| r.live_steps > 0)
+        .map(|r| r.min_reward)
+        .fold(f32::INFINITY, f32::min);
+    let flagged = |k: &str| flagged.get(k).copied().unwrap_or(0);
+    let above = |detector, measured: f32, threshold: f32, flagged, meaning: &str| DetectorCheck {
+        detector,
+        measured: measured.into(),
+        threshold: threshold.into(),
+        below: false,
+        flagged,
+        meaning: meaning.to_owned(),
+    };
+    let beyond = reports.iter().filter(|r| r.beyond_steps > 0).count();
+    let spikes_low = reports
+        .iter()
+        .filter(|r| r.live_steps > 0 && r.min_reward < cal.reward_low)
+        .count();
+    let spikes_high = reports
+        .iter()
+        .filter(|r| r.live_steps > 0 && r.max_reward > cal.reward_high)
+        .count();
+    vec![
+        above(
+            Detector::Exploitation,
+            worst(|r| r.exploit_share),
+            cal.config.exploit_share,
+            flagged("exploitation"),
+            "share of a path's earned return earned where the members disagree beyond τ_u",
+        ),
+        above(
+            Detector::Disagreement,
+            worst(|r| r.max_disagreement),
+            cal.disagreement_threshold,
+            beyond,
+            "member disagreement u on a live step (normalized units); τ_u from real held-out data",
+        ),
+        above(
+            Detector::RewardHigh,
+            worst(|r| r.max_reward),
+            cal.reward_high,
+            spikes_high,
+            "largest predicted reward on a live step (the task's reward unit)",
+        ),
+        DetectorCheck {
+            below: true,
+            ..above(
+                Detector::RewardLow,
+                if lowest_reward.is_finite() {
+                    lowest_reward
+                } else {
+                    0.0
+                },
+                cal.reward_low,
+                spikes_low,
+                "smallest predicted reward on a live step (the task's reward unit)",
+            )
+        },
+        above(
+            Detector::DistributionShift,
+            worst(|r| r.max_shift),
+            cal.shift_threshold,
+            flagged("distribution_shift"),
+            "distance of a live imagined state to the nearest training state (standardized units); τ_s from real held-out data",
+        ),
+        above(
+            Detector::RejectedShare,
+            rejected_share,
+            cal.config.max_rejected_share,
+            reports.iter().filter(|r| !r.approved).count(),
+            "share of the paths rejected by any detector",
+        ),
+    ]
 }
 
 /// Summarizes the failure events (path, step) of each kind.

@@ -1,85 +1,8 @@
 //! Small statistics shared by the detectors: summaries, quantiles, standardization and
 //! nearest-neighbour distances.
 
-use serde::{Deserialize, Serialize};
-
-/// Summary of a sample of finite values (non-finite values are left out and counted).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct Summary {
-    /// Finite values summarized.
-    pub count: usize,
-    /// Non-finite values left out.
-    pub non_finite: usize,
-    /// Mean.
-    pub mean: f32,
-    /// Standard deviation (population).
-    pub std: f32,
-    /// Smallest value.
-    pub min: f32,
-    /// Largest value.
-    pub max: f32,
-    /// Median.
-    pub q50: f32,
-    /// 90th percentile.
-    pub q90: f32,
-    /// 99th percentile.
-    pub q99: f32,
-}
-
-impl Summary {
-    /// Summarizes `values`; all zeros when none is finite.
-    pub fn of(values: &[f32]) -> Summary {
-        let sorted = sorted_finite(values);
-        let non_finite = values.len() - sorted.len();
-        if sorted.is_empty() {
-            return Summary {
-                non_finite,
-                ..Summary::default()
-            };
-        }
-        let n = sorted.len() as f64;
-        let mean = sorted.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        let var = sorted
-            .iter()
-            .map(|&v| (f64::from(v) - mean).powi(2))
-            .sum::<f64>()
-            / n;
-        Summary {
-            count: sorted.len(),
-            non_finite,
-            mean: mean as f32,
-            std: var.sqrt() as f32,
-            min: sorted[0],
-            max: sorted[sorted.len() - 1],
-            q50: quantile_sorted(&sorted, 0.5),
-            q90: quantile_sorted(&sorted, 0.9),
-            q99: quantile_sorted(&sorted, 0.99),
-        }
-    }
-}
-
-/// The finite values of `values`, sorted ascending.
-pub(crate) fn sorted_finite(values: &[f32]) -> Vec<f32> {
-    let mut v: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    v.sort_by(f32::total_cmp);
-    v
-}
-
-/// Quantile `q ∈ [0, 1]` of sorted values, linearly interpolated (NumPy's default);
-/// 0 for an empty slice.
-pub(crate) fn quantile_sorted(sorted: &[f32], q: f64) -> f32 {
-    match sorted.len() {
-        0 => 0.0,
-        1 => sorted[0],
-        n => {
-            let pos = q.clamp(0.0, 1.0) * (n - 1) as f64;
-            let lo = pos.floor() as usize;
-            let hi = (lo + 1).min(n - 1);
-            let frac = (pos - lo as f64) as f32;
-            sorted[lo] + (sorted[hi] - sorted[lo]) * frac
-        }
-    }
-}
+pub use plasma_protocol::reports::Summary;
+pub(crate) use plasma_protocol::reports::{quantile_sorted, sorted_finite};
 
 /// Quantile `q` of the finite values of `values`.
 pub(crate) fn quantile(values: &[f32], q: f64) -> f32 {
