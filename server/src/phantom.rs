@@ -65,7 +65,7 @@ fn pick_starts(exp: &Experience, count: usize, horizon: usize) -> Vec<Stretch> {
         .map(|k| stretch(exp, k * n / candidates, horizon))
         .collect();
     // Longest first; among equals, spread over the data (stable sort keeps the order).
-    stretches.sort_by(|a, b| b.len.cmp(&a.len));
+    stretches.sort_by_key(|s| std::cmp::Reverse(s.len));
     stretches.truncate(count.min(n));
     stretches.sort_by_key(|s| s.start);
     stretches
@@ -87,8 +87,26 @@ fn band(
     steps: usize,
 ) -> ImaginedBand {
     let h = host.horizon;
-    let steps = steps.min(h);
     let rows = first..first + members;
+    // The band ends before the first step with a non-finite value in any member (the
+    // auditor reports it as a failure): JSON has no NaN, and nothing after it means much.
+    let finite_at = |t: usize| {
+        rows.clone().all(|p| {
+            let at = (p * h + t) * obs_dim;
+            host.obs[at..at + obs_dim].iter().all(|v| v.is_finite())
+                && [
+                    &host.rewards,
+                    &host.continue_probs,
+                    &host.uncertainty,
+                    &host.in_support,
+                ]
+                .iter()
+                .all(|v| v.get(p * h + t).is_none_or(|x| x.is_finite()))
+        })
+    };
+    let steps = (0..steps.min(h))
+        .find(|&t| !finite_at(t))
+        .unwrap_or(steps.min(h));
     let mut b = ImaginedBand {
         mean: Vec::with_capacity(steps),
         low: Vec::with_capacity(steps),
@@ -402,5 +420,11 @@ mod tests {
         assert!((b.uncertainty[1] - 0.3).abs() < 1e-6);
         let second = band(&host, 1, 2, 2, 1);
         assert_eq!(second.mean, vec![vec![20.0]]);
+        // A member gone non-finite at step 1 ends the band there.
+        let mut diverged = host.clone();
+        diverged.obs[3] = f32::NAN;
+        assert_eq!(band(&diverged, 1, 0, 2, 2).mean, vec![vec![2.0]]);
+        diverged.uncertainty[0] = f32::INFINITY;
+        assert!(band(&diverged, 1, 0, 2, 2).mean.is_empty());
     }
 }

@@ -82,6 +82,30 @@ try {
     await page.setViewportSize(SIZES[0]);
   };
 
+  const points = async (chart) => Number(await page.getAttribute(`#${chart}`, "data-points"));
+  const finite = (v) => typeof v === "number" && Number.isFinite(v);
+  const count = (values, keep = finite) => values.filter(keep).length;
+  const positive = (v) => finite(v) && v > 0;
+  // The phantom paths of the run on the page: every start's plots against the endpoint.
+  const checkPhantom = async (ph) => {
+    assert.ok(ph && ph.paths.length > 0, "the run keeps phantom paths");
+    assert.equal(await page.locator("table.failures tbody tr").count(), ph.paths.length, "failures listed per path");
+    for (let i = 0; i < ph.paths.length; i++) {
+      await page.locator(".picker button").nth(i).click();
+      await page.waitForSelector(`.charts[data-path="${i}"]`);
+      const p = ph.paths[i];
+      for (let d = 0; d < ph.obs_dim; d++) {
+        const want = count(p.imagined.mean.map((v) => v[d])) +
+          (p.real ? count(p.real.obs.map((v) => v[d])) + count(p.real.replayed.mean.map((v) => v[d])) : 0);
+        assert.equal(await points(`chart-phantom-obs-${d}`), want, `path ${i} obs ${d}`);
+      }
+      assert.equal(await points("chart-phantom-reward"), count(p.imagined.reward) + (p.real ? count(p.real.reward) : 0), `path ${i} reward`);
+      assert.equal(await points("chart-phantom-uncertainty"),
+        count(p.imagined.uncertainty) + (p.real ? count(p.real.replayed.uncertainty) : 0), `path ${i} uncertainty`);
+      assert.equal(await points("chart-phantom-alive"), count(p.imagined.alive), `path ${i} alive`);
+    }
+  };
+
   // 1. No token: the page asks for one.
   await page.goto(`${URL_}/ui/`);
   await page.waitForSelector("form.login #token");
@@ -131,10 +155,6 @@ try {
   const job = await call("GET", `/jobs/${id}`, ADMIN);
   const r = job.result;
   await open(`#/run/${id}`, "run");
-  const points = async (chart) => Number(await page.getAttribute(`#${chart}`, "data-points"));
-  const finite = (v) => typeof v === "number" && Number.isFinite(v);
-  const count = (values, keep = finite) => values.filter(keep).length;
-  const positive = (v) => finite(v) && v > 0;
   const hist = r.world_model.history;
   assert.ok(hist && hist.length > 0, "the run keeps its fit history");
   assert.equal(await points("chart-fit"), count(hist.flatMap((e) => e.holdout_mse), positive), "chart-fit (log axis)");
@@ -144,27 +164,28 @@ try {
   assert.equal(await points("chart-rounds-fit"),
     count(rounds.map((x) => x.loss)) + count(rounds.map((x) => x.accuracy)) + count(rounds.map((x) => x.mean_abs_error)), "chart-rounds-fit");
   assert.equal(await page.locator("table.detectors tbody tr").count(), r.audit.detectors.length, "every detector is listed");
-  const ph = r.phantom;
-  assert.ok(ph && ph.paths.length > 0, "the run keeps phantom paths");
-  assert.equal(await page.locator("table.failures tbody tr").count(), ph.paths.length, "failures listed per path");
-  for (let i = 0; i < ph.paths.length; i++) {
-    await page.locator(".picker button").nth(i).click();
-    await page.waitForSelector(`.charts[data-path="${i}"]`);
-    const p = ph.paths[i];
-    for (let d = 0; d < ph.obs_dim; d++) {
-      const want = count(p.imagined.mean.map((v) => v[d])) +
-        (p.real ? count(p.real.obs.map((v) => v[d])) + count(p.real.replayed.mean.map((v) => v[d])) : 0);
-      assert.equal(await points(`chart-phantom-obs-${d}`), want, `path ${i} obs ${d}`);
-    }
-    assert.equal(await points("chart-phantom-reward"), count(p.imagined.reward) + (p.real ? count(p.real.reward) : 0), `path ${i} reward`);
-    assert.equal(await points("chart-phantom-uncertainty"),
-      count(p.imagined.uncertainty) + (p.real ? count(p.real.replayed.uncertainty) : 0), `path ${i} uncertainty`);
-    assert.equal(await points("chart-phantom-alive"), count(p.imagined.alive), `path ${i} alive`);
-  }
+  assert.equal(await page.locator("ul.modes li").count(), r.audit.failures.modes.length, "every failure mode the run predicts is listed");
+  await checkPhantom(r.phantom);
   await page.locator(".picker button").first().click();
   await shoot("training-run", null, null);
 
-  // 6. A packet, deployed: the packets view says who runs it.
+  // 6. A simulation steered by the planner: the same views of its paths.
+  const { simulation_id: sim } = await call("POST", "/simulate", AGENT_TOKEN, { agent_id: AGENT, task_description: TASK, num_trajectories: 8, horizon: 20 });
+  let simJob;
+  for (const until = Date.now() + 120000; ; await new Promise((f) => setTimeout(f, 200))) {
+    simJob = await call("GET", `/jobs/${sim}`, ADMIN);
+    if (simJob.status !== "queued" && simJob.status !== "running") break;
+    assert.ok(Date.now() < until, "the simulation did not end");
+  }
+  assert.equal(simJob.status, "complete", JSON.stringify(simJob.error));
+  await open(`#/run/${sim}`, "run");
+  assert.equal(simJob.result.phantom.steering, "planner");
+  await checkPhantom(simJob.result.phantom);
+  assert.equal(await page.locator("ul.modes li").count(), simJob.result.audit.failures.modes.length, "every failure mode the simulation predicts is listed");
+  await page.locator(".picker button").first().click();
+  await shoot("simulation", null, null);
+
+  // 7. A packet, deployed: the packets view says who runs it.
   const packet = await call("POST", "/instruction-packet/compile", ADMIN, { agent_id: AGENT, trained_lora_path: r.trained_lora_path, target_device: "cpu", force: true });
   await call("PUT", `/agents/${AGENT}/deployment`, AGENT_TOKEN, { base: packet.packet_id, adapter: null, since: Date.now() / 1000, change: "install" });
   await open("#/packets", "packets");
@@ -172,7 +193,7 @@ try {
   assert.match(await packetRow.innerText(), new RegExp(AGENT));
   await shoot("packets", "#/packets", "packets");
 
-  // 7. The overview: experience per agent over time, agents and what they run, the queue.
+  // 8. The overview: experience per agent over time, agents and what they run, the queue.
   await open("#/overview", "overview");
   const listing = await call("GET", `/experience?task=${TASK}`, ADMIN);
   assert.equal(await points(`chart-experience-${TASK}`), listing.chunks.length, "one point per upload");

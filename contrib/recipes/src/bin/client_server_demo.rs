@@ -93,6 +93,10 @@ struct Args {
     /// the explored states, which the next round's experience covers.
     #[arg(long)]
     respect_audit: bool,
+    /// Keep the in-process server running after the run (until Ctrl-C), so that its
+    /// dashboard (`/ui/`) can be looked at with the run's jobs, paths and packets.
+    #[arg(long)]
+    serve: bool,
 }
 
 const AGENT: &str = "edge-agent-1";
@@ -366,8 +370,9 @@ async fn main() -> Result<()> {
         }
     };
     println!(
-        "plasma-server on {}{}",
+        "plasma-server on {} (dashboard: {}/ui/){}",
         client.base_url(),
+        client.base_url().trim_end_matches('/'),
         if server.is_some() {
             format!(", data in {}", args.data.join("server").display())
         } else {
@@ -556,9 +561,6 @@ async fn main() -> Result<()> {
         rows.last().map(|r| r.mean_return)
     };
     progress.abort();
-    if let Some(server) = server {
-        server.shutdown().await;
-    }
 
     println!();
     println!(
@@ -605,5 +607,15 @@ async fn main() -> Result<()> {
          p99 {p99:.0} ns"
     );
     println!("total {:.0} s", started.elapsed().as_secs_f64());
+    if let Some(server) = server {
+        if args.serve {
+            println!(
+                "\ndashboard: {}/ui/ — the server keeps running; Ctrl-C stops it",
+                client.base_url().trim_end_matches('/')
+            );
+            tokio::signal::ctrl_c().await?;
+        }
+        server.shutdown().await;
+    }
     Ok(())
 }

@@ -124,7 +124,14 @@ async fn the_dashboard_shows_every_view_and_a_live_job_in_chromium() {
         "the browser test failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
-    for view in ["sign-in", "overview", "jobs", "training-run", "packets"] {
+    for view in [
+        "sign-in",
+        "overview",
+        "jobs",
+        "training-run",
+        "simulation",
+        "packets",
+    ] {
         for size in ["1366x768", "390x844"] {
             let shot = shots.join(format!("{view}-{size}.png"));
             let len = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
