@@ -12,6 +12,15 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::service;
 
+/// The agent a deployment report is for (an identifier).
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AgentPath {
+    /// The agent.
+    #[param(pattern = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,127}$")]
+    pub agent_id: String,
+}
+
 /// Agents with stored experience or a reported deployment: transitions per task, the
 /// newest packet compiled for each and what each last reported running, ordered by
 /// identifier.
@@ -25,7 +34,7 @@ pub async fn list_agents(
 /// An agent reports what it runs (base and adapter digests, since when) after every
 /// install or rollback; the last report is kept and shown by `GET /agents`.
 /// An agent token may report only for the agents it speaks for.
-#[utoipa::path(put, path = "/agents/{agent_id}/deployment", params(("agent_id" = String, Path)),
+#[utoipa::path(put, path = "/agents/{agent_id}/deployment", params(AgentPath),
     request_body = DeploymentReport,
     responses((status = 200, body = Deployment), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),

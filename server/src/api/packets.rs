@@ -143,7 +143,10 @@ pub async fn packet_meta(
 
 /// Every stored packet, newest first, with the agents whose last reported deployment runs
 /// it.
-#[utoipa::path(get, path = "/packets", responses((status = 200, body = [PacketListing])))]
+#[utoipa::path(get, path = "/packets", responses((status = 200, body = [PacketListing], links(
+            ("PacketMeta" = (operation_id = "packet_meta", parameters(("id" = "$response.body#/0/packet_id")))),
+            ("Download" = (operation_id = "download", parameters(("id" = "$response.body#/0/packet_id"))))
+        ))))]
 pub async fn list_packets(
     State(st): State<Arc<AppState>>,
 ) -> Result<Json<Vec<PacketListing>>, ApiError> {

@@ -256,7 +256,9 @@ fn check_base_fits(id: &str, policy: PolicyModel, task: &TaskRecord) -> Result<P
     )
     .ok();
     if policy.obs_dim() != obs || space.as_ref() != Some(policy.action_space()) {
-        return Err(ServiceError::invalid(
+        // Like a missing base, a state of the stored resources (409), not a malformed
+        // request: the same request fits a base of matching spaces.
+        return Err(ServiceError::conflict(
             ErrorCode::BaseMismatch,
             format!(
                 "base policy {id} does not fit task {}: its observation or action space differs",

@@ -713,7 +713,7 @@ async fn experience_to_verified_base_and_adapter_packets() {
         .await;
     assert_eq!(
         (st, b["error"]["code"].as_str()),
-        (422, Some("base_mismatch")),
+        (409, Some("base_mismatch")),
         "{b}"
     );
     s.stop().await;
