@@ -47,7 +47,14 @@ impl EventStream {
         let (socket, _) =
             tokio_tungstenite::connect_async_with_config(request, Some(config), false)
                 .await
-                .map_err(|e| ClientError::transport("WebSocket", e))?;
+                .map_err(|e| match e {
+                    // Nothing reached the server: another one may be tried.
+                    tokio_tungstenite::tungstenite::Error::Io(io) => ClientError::Connect {
+                        url: base.to_owned(),
+                        source: Box::new(io),
+                    },
+                    e => ClientError::transport("WebSocket", e),
+                })?;
         Ok(EventStream { socket })
     }
 

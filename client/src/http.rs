@@ -2,6 +2,7 @@
 //! (request_simulation … train_and_deploy), retries and timeouts.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use plasma_packets::limits::MAX_PACKET_BYTES;
@@ -35,6 +36,10 @@ const MAX_RETRY_AFTER_SECS: u64 = 60;
 pub struct ClientConfig {
     /// `http://host:port` (no trailing slash needed).
     pub base_url: String,
+    /// Further servers of the same deployment (API processes sharing one store), tried in
+    /// order when the current one cannot be reached; the client stays on the one that
+    /// answered.
+    pub fallback_urls: Vec<String>,
     /// Bearer token (agent or admin); `None` for an open loopback server.
     pub token: Option<String>,
     /// Limit of one HTTP request, connection included.
@@ -44,10 +49,20 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// Defaults for the servers of a comma-separated list (`http://a:8000,http://b:8000`):
+    /// the first, then the others as fallbacks.
+    pub fn from_list(urls: &str) -> Self {
+        let mut urls = urls.split(',').map(str::trim).filter(|u| !u.is_empty());
+        let mut config = ClientConfig::new(urls.next().unwrap_or_default());
+        config.fallback_urls = urls.map(str::to_owned).collect();
+        config
+    }
+
     /// Defaults for a server at `base_url`: no token, 30 s per request, 5 tries.
     pub fn new(base_url: impl Into<String>) -> Self {
         ClientConfig {
             base_url: base_url.into(),
+            fallback_urls: vec![],
             token: None,
             request_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
@@ -73,22 +88,30 @@ pub struct Deployed {
     pub packet: Vec<u8>,
 }
 
-/// An async client of one plasma-server.
+/// An async client of a plasma-server (or of several API processes of one deployment,
+/// moving to the next when one cannot be reached).
 #[derive(Debug, Clone)]
 pub struct PlasmaClient {
     http: reqwest::Client,
-    base: Arc<str>,
+    /// The servers, in the configured order.
+    bases: Arc<[Box<str>]>,
+    /// Index of the one in use, shared by the client's clones.
+    current: Arc<AtomicUsize>,
     config: Arc<ClientConfig>,
 }
 
 impl PlasmaClient {
     /// A client for `config.base_url`.
     pub fn new(config: ClientConfig) -> Result<Self> {
-        let base = config.base_url.trim_end_matches('/').to_owned();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(ClientError::Invalid(format!(
-                "server URL {base:?}: it must start with http:// or https://"
-            )));
+        let mut bases = Vec::with_capacity(1 + config.fallback_urls.len());
+        for url in std::iter::once(&config.base_url).chain(&config.fallback_urls) {
+            let base = url.trim_end_matches('/');
+            if !(base.starts_with("http://") || base.starts_with("https://")) {
+                return Err(ClientError::Invalid(format!(
+                    "server URL {base:?}: it must start with http:// or https://"
+                )));
+            }
+            bases.push(Box::from(base));
         }
         if config.retry.attempts == 0 {
             return Err(ClientError::Invalid("retry attempts: at least 1".into()));
@@ -100,14 +123,37 @@ impl PlasmaClient {
             .map_err(|e| ClientError::transport("building the HTTP client", e))?;
         Ok(PlasmaClient {
             http,
-            base: base.into(),
+            bases: bases.into(),
+            current: Arc::new(AtomicUsize::new(0)),
             config: Arc::new(config),
         })
     }
 
-    /// The server's base URL.
+    /// The base URL of the server in use.
     pub fn base_url(&self) -> &str {
-        &self.base
+        &self.bases[self.current.load(Ordering::Relaxed) % self.bases.len()]
+    }
+
+    /// Every configured server, in order.
+    pub fn base_urls(&self) -> impl Iterator<Item = &str> {
+        self.bases.iter().map(|b| &**b)
+    }
+
+    /// Moves to the server after `from` (the one a request could not reach), unless
+    /// another request has moved already; says whether there is another server to try.
+    fn fail_over(&self, from: &str) -> bool {
+        let n = self.bases.len();
+        if n < 2 {
+            return false;
+        }
+        let i = self.current.load(Ordering::Relaxed) % n;
+        if &*self.bases[i] == from {
+            let _ =
+                self.current
+                    .compare_exchange(i, (i + 1) % n, Ordering::Relaxed, Ordering::Relaxed);
+            tracing::warn!(unreachable = from, next = %self.base_url(), "moving to the next server");
+        }
+        true
     }
 
     /// The configuration.
@@ -124,9 +170,8 @@ impl PlasmaClient {
         path: &str,
         body: &Body,
     ) -> std::result::Result<reqwest::Response, (ClientError, Option<Duration>)> {
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base));
+        let base = self.base_url();
+        let mut req = self.http.request(method.clone(), format!("{base}{path}"));
         if let Some(token) = &self.config.token {
             req = req.bearer_auth(token);
         }
@@ -145,7 +190,7 @@ impl PlasmaClient {
                 }
             } else if e.is_connect() {
                 ClientError::Connect {
-                    url: self.base.to_string(),
+                    url: base.to_owned(),
                     source: Box::new(e),
                 }
             } else {
@@ -195,6 +240,8 @@ impl PlasmaClient {
     ) -> Result<reqwest::Response> {
         let mut rng = SmallRng::from_os_rng();
         let mut retry = 0;
+        // Servers moved past since the last counted try.
+        let mut switched = 0;
         loop {
             let outcome = self.attempt(&method, path, &body).await;
             let (err, retry_after) = match outcome {
@@ -210,6 +257,15 @@ impl PlasmaClient {
                 ClientError::Connect { .. } => true,
                 e => idempotent && e.is_transient(),
             };
+            // An unreachable server: the next one at once, each once per round of tries.
+            if let ClientError::Connect { url, .. } = &err
+                && switched + 1 < self.bases.len()
+                && self.fail_over(url)
+            {
+                switched += 1;
+                continue;
+            }
+            switched = 0;
             retry += 1;
             if !safe || retry >= self.config.retry.attempts {
                 return Err(err);
@@ -484,8 +540,18 @@ impl PlasmaClient {
     }
 
     /// Job events of `client_id` (its agent id) over `/ws/{client_id}`, replayed and live.
+    /// Connects to the server in use, or to the next one that can be reached.
     pub async fn events(&self, client_id: &str) -> Result<EventStream> {
-        EventStream::connect(&self.base, client_id, self.config.token.as_deref()).await
+        let mut last = None;
+        for _ in 0..self.bases.len() {
+            let base = self.base_url().to_owned();
+            match EventStream::connect(&base, client_id, self.config.token.as_deref()).await {
+                Ok(stream) => return Ok(stream),
+                Err(e @ ClientError::Connect { .. }) if self.fail_over(&base) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| ClientError::Invalid("no server configured".into())))
     }
 }
 

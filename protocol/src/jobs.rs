@@ -383,6 +383,19 @@ pub struct JobStatusView {
     pub finished_at: Option<f64>,
 }
 
+impl JobRecord {
+    /// The record as listings show it: its result without the phantom paths drawn for
+    /// the run (tens of KiB each); `GET /jobs/{id}` serves them.
+    pub fn brief(mut self) -> Self {
+        match &mut self.result {
+            Some(JobOutput::Training(t)) => t.phantom = None,
+            Some(JobOutput::Simulation(s)) => s.phantom = None,
+            _ => {}
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,6 +63,10 @@ struct Write {
     job: JobRecord,
     event: JobEvent,
     dropped: Option<u64>,
+    /// A state change (start or end) that readers are kept from seeing until it is
+    /// durable: the writer shows it before it broadcasts the event, so that whoever hears
+    /// the event reads the state it announces.
+    reveals: Option<Arc<Live>>,
     done: oneshot::Sender<()>,
 }
 
@@ -75,6 +79,11 @@ fn writer(
     for w in writes {
         if let Err(e) = store.append_job_event(&w.job, &w.event, w.dropped) {
             tracing::error!(job = %w.job.id, error = %e, "cannot persist job");
+        }
+        if let Some(live) = &w.reveals
+            && let Ok(mut s) = live.state.lock()
+        {
+            s.shown_until_durable = None;
         }
         let _ = events.send(Arc::new(w.event));
         let _ = w.done.send(());
@@ -510,7 +519,7 @@ impl Jobs {
     #[allow(clippy::too_many_arguments)]
     fn emit(
         &self,
-        live: &Live,
+        live: &Arc<Live>,
         event: EventKind,
         status: Option<JobStatus>,
         phase: Option<&str>,
@@ -556,10 +565,12 @@ impl Jobs {
         // Queued under the job's lock, so that its events are written in order; written
         // by the writer thread, with no lock held.
         let (tx, rx) = oneshot::channel();
+        let reveals = (status.is_some() && s.shown_until_durable.is_some()).then(|| live.clone());
         let write = Write {
             job: s.record.clone(),
             event: ev,
             dropped,
+            reveals,
             done: tx,
         };
         let queued = self.send(write);

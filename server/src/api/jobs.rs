@@ -57,7 +57,8 @@ pub struct JobQuery {
     pub limit: Option<usize>,
 }
 
-/// Jobs, newest first.
+/// Jobs, newest first; each result without its phantom paths (`GET /jobs/{id}` has
+/// them).
 #[utoipa::path(get, path = "/jobs", params(JobQuery), responses((status = 400, body = ErrorBody), (status = 200, body = [JobRecord]), (status = 422, body = ErrorBody)))]
 pub async fn list_jobs(
     State(st): State<Arc<AppState>>,
@@ -81,7 +82,7 @@ pub async fn list_jobs(
     let jobs = blocking(move || {
         let mut jobs = store.list_jobs(q.agent_id.as_deref(), q.kind)?;
         jobs.truncate(q.limit.unwrap_or(100).min(1000));
-        Ok(jobs)
+        Ok(jobs.into_iter().map(JobRecord::brief).collect::<Vec<_>>())
     })
     .await?;
     Ok(Json(jobs))

@@ -98,7 +98,7 @@ pub async fn train_history(
                 task_name: j.task.clone(),
                 mode,
                 request: j.request.clone(),
-                view: status_view(j, IdName::Training),
+                view: status_view(j.brief(), IdName::Training),
             }
         })
         .collect();

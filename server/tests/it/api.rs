@@ -510,10 +510,48 @@ async fn experience_to_verified_base_and_adapter_packets() {
             .iter()
             .any(|e| e["phase"] == "distill")
     );
+    // Phantom paths for the dashboard, stored with the run: every start imagined by every
+    // member, the real continuation beside it, and every detector against its threshold.
+    let phantom = &result["phantom"];
+    assert_eq!(phantom["steering"], "policy");
+    assert_eq!(phantom["members"], 2);
+    let paths = phantom["paths"].as_array().unwrap();
+    assert_eq!(
+        paths.len(),
+        plasma_server::phantom::PHANTOM_STARTS,
+        "{phantom}"
+    );
+    for p in paths {
+        let steps = p["imagined"]["mean"].as_array().unwrap().len();
+        assert!((1..=5).contains(&steps), "{p}");
+        assert_eq!(p["imagined"]["mean"][0].as_array().unwrap().len(), 4);
+        if let Some(real) = p["real"].as_object() {
+            let n = real["obs"].as_array().unwrap().len();
+            assert_eq!(real["reward"].as_array().unwrap().len(), n);
+            assert!(real["replayed"]["mean"].as_array().unwrap().len() <= n);
+        }
+    }
+    let detectors = result["audit"]["detectors"].as_array().unwrap();
+    assert_eq!(detectors.len(), 6, "{detectors:?}");
+    assert!(
+        detectors
+            .iter()
+            .all(|d| d["threshold"].is_number() && d["measured"].is_number())
+    );
+    // Listings stay small: without the paths, which the job itself serves.
+    let (_, listed) = s.get("/jobs?agent_id=robot-1&kind=training").await;
+    assert_eq!(listed[0]["id"], base_id.as_str());
+    assert!(listed[0]["result"]["rounds"].is_number());
+    assert!(
+        listed[0]["result"].get("phantom").is_none(),
+        "{}",
+        listed[0]
+    );
     let (_, hist) = s.get("/train/history/robot-1").await;
     assert_eq!(hist["agent_id"], "robot-1");
     assert_eq!(hist["history"][0]["training_id"], base_id.as_str());
     assert_eq!(hist["history"][0]["status"], "complete");
+    assert!(hist["history"][0]["result"].get("phantom").is_none());
 
     // Compile the base (its audit may reject a tiny policy: force records that).
     let (st, c) = s

@@ -22,7 +22,8 @@ use plasma_packets::{EdgeRuntime, Kernel, Packet, PacketContent, SignatureStatus
 #[derive(Parser)]
 #[command(name = "plasma-client", version, about = "Plasma's edge client")]
 struct Cli {
-    /// The server's URL.
+    /// The server's URL; several, comma-separated, for a deployment of several API
+    /// processes (the next is tried when one cannot be reached).
     #[arg(
         long,
         env = "PLASMA_SERVER",
@@ -208,7 +209,7 @@ fn main() -> Result<()> {
             seed,
         } => eval(&packet, &env, episodes, &physics, seed),
         command => {
-            let mut config = ClientConfig::new(cli.server);
+            let mut config = ClientConfig::from_list(&cli.server);
             config.token = cli.token;
             let client = PlasmaClient::new(config)?;
             tokio::runtime::Builder::new_multi_thread()

@@ -305,6 +305,16 @@ fn report(name: &str, transitions: usize, t: &JobTiming, target: Option<f64>) {
     } else {
         println!("  world model: loaded from its checkpoint (same data and settings)");
     }
+    let imagined = &t.result.imagined_return;
+    println!(
+        "  the policy in imagination: mean return {:.1} (min {:.1}, max {:.1}) over {} paths of \
+         compute.phantom_horizon steps, alive at the end {:.2}",
+        imagined.mean.unwrap_or(f64::NAN),
+        imagined.min.unwrap_or(f32::NAN),
+        imagined.max.unwrap_or(f32::NAN),
+        imagined.count,
+        t.result.imagined_survival
+    );
     for (i, (secs, label)) in t.rounds.iter().enumerate() {
         let wall = secs.map_or("-".to_owned(), |s| format!("{s:.2} s"));
         println!(
