@@ -747,6 +747,13 @@ pub struct DistillSummary {
     pub rounds: Vec<DistillProgress>,
     /// Seconds of the distillation.
     pub seconds: f64,
+    /// Each distillation pass's student scored by its mean imagined return over long
+    /// paths from real starts (one pass without value refits).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passes: Vec<f64>,
+    /// The pass whose student was kept (the best scored), from 0.
+    #[serde(default)]
+    pub chosen_pass: usize,
 }
 
 /// The result of a training run (`POST /train`).

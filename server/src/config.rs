@@ -242,6 +242,9 @@ pub struct ComputeConfig {
     pub policy: PolicyConfig,
     /// Distillation of the planner into the policy (its `fit` is the supervised fit).
     pub distill: DistillConfig,
+    /// Refits of the terminal value on the student's own imagined states.
+    #[serde(default)]
+    pub value_refit: plasma_world_model::ValueRefitConfig,
 }
 
 impl ComputeConfig {
@@ -252,6 +255,7 @@ impl ComputeConfig {
             value_planner: self.value_planner.clone(),
             terminal_value: self.use_terminal_value.then(|| self.terminal_value.clone()),
             distill: self.distill.clone(),
+            value_refit: self.value_refit.clone(),
         }
     }
 }

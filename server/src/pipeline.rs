@@ -672,7 +672,11 @@ fn distil_fitted(
         config.iterations = 0;
     }
     config.fit.learning_rate = params.learning_rate;
-    let rounds = config.iterations + 1;
+    if !params.use_phantom_paths {
+        // The refit rolls the student in the model: phantom paths too.
+        recipe.value_refit.refits = 0;
+    }
+    let rounds = recipe.rounds_for(&exp.spec.action_space);
     check_cancel(progress)?;
     let start = DistillStart {
         rounds,
@@ -773,6 +777,8 @@ fn distil_fitted(
         distill: DistillSummary {
             rounds: report.distill.rounds.clone(),
             seconds: report.distill.seconds,
+            passes: report.pass_returns.clone(),
+            chosen_pass: report.chosen_pass,
         },
         world_model: fitted.report.clone(),
         phantom: Some(phantom),

@@ -332,7 +332,10 @@
     const s = section("Distillation");
     root.append(s);
     s.append(kv([
-      ["rounds", r.rounds], ["labels (last round)", r.labels ?? "—"], ["paths left out by the auditor", r.rejected_paths],
+      ["rounds", r.rounds],
+      ["passes, scored by long imagined paths", r.distill.passes && r.distill.passes.length
+        ? `${r.distill.passes.map((v) => num(v)).join(", ")}; kept pass ${r.distill.chosen_pass + 1}` : "one pass"],
+      ["labels (last round)", r.labels ?? "—"], ["paths left out by the auditor", r.rejected_paths],
       ["trainable parameters", r.trainable_params], ["seconds", num(r.distill.seconds)],
       ["imagined return of the final policy", r.imagined_return && r.imagined_return.count
         ? `${num(r.imagined_return.mean)} ± ${num(r.imagined_return.std, 3)} (min ${num(r.imagined_return.min)}, max ${num(r.imagined_return.max)}, ${r.imagined_return.count} paths)` : "—"],

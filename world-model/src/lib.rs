@@ -56,7 +56,7 @@ pub use planner::{Cem, CemConfig, Mppi, MppiConfig, Plan, Planner, PlannerPolicy
 pub use policy::{
     BuiltPacket, FitConfig, FitReport, Labels, LoraConfig, LoraSpec, PolicyConfig, PolicyModel,
 };
-pub use recipe::{RecipeConfig, RecipeEvent, RecipeReport, distil_policy};
+pub use recipe::{RecipeConfig, RecipeEvent, RecipeReport, ValueRefitConfig, distil_policy};
 pub use registry::Registry;
 pub use rollout::{ActionSequences, Driver, HostTrajectory, Policy, RolloutOptions, Trajectory};
 pub use termination::DeclaredTermination;

@@ -488,13 +488,23 @@ async fn experience_to_verified_base_and_adapter_packets() {
             .unwrap()
             .is_finite()
     );
-    assert_eq!(result["rounds"], 2, "{result}");
+    // Two passes of two rounds: the second after the value's refit on the student's paths.
+    assert_eq!(result["rounds"], 4, "{result}");
     // The run keeps its metric history: every distillation round (the fit's epochs are
     // checked on the simulation, which fitted the model this run loaded).
     assert_eq!(
         result["distill"]["rounds"].as_array().map(Vec::len),
-        Some(2),
+        Some(4),
         "{result}"
+    );
+    assert_eq!(
+        result["distill"]["passes"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert!(
+        result["distill"]["chosen_pass"]
+            .as_u64()
+            .is_some_and(|p| p < 2)
     );
     // CartPole's actions are discrete: the recipe learned a terminal value for its teacher.
     assert!(

@@ -315,6 +315,15 @@ fn report(name: &str, transitions: usize, t: &JobTiming, target: Option<f64>) {
         imagined.count,
         t.result.imagined_survival
     );
+    let distill = &t.result.distill;
+    if !distill.passes.is_empty() {
+        let scores: Vec<String> = distill.passes.iter().map(|r| format!("{r:.1}")).collect();
+        println!(
+            "  distillation passes scored by long imagined paths: {}; kept pass {}",
+            scores.join(", "),
+            distill.chosen_pass + 1
+        );
+    }
     for (i, (secs, label)) in t.rounds.iter().enumerate() {
         let wall = secs.map_or("-".to_owned(), |s| format!("{s:.2} s"));
         println!(
