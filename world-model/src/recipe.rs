@@ -132,12 +132,13 @@ impl RecipeConfig {
     /// Distillation rounds in all for a task of this action space (each refit of the value
     /// distils again).
     pub fn rounds_for(&self, actions: &Space) -> usize {
-        let refits = if self.value_for(actions).is_some() {
-            self.value_refit.refits
-        } else {
-            0
-        };
-        (refits + 1) * (self.distill.iterations + 1)
+        (self.refits_for(actions) + 1) * (self.distill.iterations + 1)
+    }
+
+    /// Refits of the value for a task of this action space: none without a value.
+    pub fn refits_for(&self, actions: &Space) -> usize {
+        self.value_for(actions)
+            .map_or(0, |_| self.value_refit.refits)
     }
 
     /// The teacher of a task of this action space: the short-horizon planner where a
@@ -216,57 +217,33 @@ pub fn distil_policy(
     {
         return Err(crate::WorldModelError::Cancelled);
     }
-    let rounds = config.rounds_for(&model.spec().action_space);
+    let actions = &model.spec().action_space;
+    let (rounds, refits) = (config.rounds_for(actions), config.refits_for(actions));
     let per_pass = config.distill.iterations + 1;
-    let (mut policy, mut distilled) = distill(
-        model,
-        &mut teacher,
-        starts,
-        policy,
-        &config.distill,
-        auditor,
-        &mut |round| progress(RecipeEvent::Round(&numbered(round, 0, rounds))),
-    )?;
-    distilled.rounds = distilled
-        .rounds
-        .iter()
-        .map(|r| numbered(r, 0, rounds))
-        .collect();
+    let mut policy = policy;
     let mut terminal_value = terminal_value;
-    let refits = rounds / per_pass - 1;
-    let (mut pass_returns, mut best) = (vec![], None::<(f64, PolicyModel)>);
-    let mut chosen_pass = 0;
-    for pass in 1..=refits + 1 {
-        let Some(value_config) = config.value_for(&model.spec().action_space) else {
-            break;
-        };
-        if refits == 0 {
-            break;
+    let mut distilled = DistillReport {
+        rounds: vec![],
+        last_fit: None,
+        seconds: 0.0,
+    };
+    let (mut pass_returns, mut best, mut chosen_pass) = (vec![], None::<(f64, PolicyModel)>, 0);
+    // The states the last scored student's long imagined paths reached.
+    let mut visited = vec![];
+    for pass in 0..=refits {
+        if pass > 0
+            && let Some(value_config) = config.value_for(actions)
+        {
+            let mut value_states = starts.to_vec();
+            value_states.append(&mut visited);
+            let (value, report) = TerminalValue::fit(model, &value_states, value_config)?;
+            teacher.set_terminal_value(Some(value));
+            if progress(RecipeEvent::TerminalValue(&report)).is_break() {
+                return Err(crate::WorldModelError::Cancelled);
+            }
+            terminal_value = Some(report);
         }
-        // The student's long imagined paths: its score, and the states a refit adds.
-        let (score, visited) = student_paths(
-            model,
-            &policy,
-            starts,
-            &config.value_refit,
-            value_config.seed.wrapping_add(1),
-        )?;
-        pass_returns.push(score);
-        if best.as_ref().is_none_or(|(b, _)| score > *b) {
-            best = Some((score, policy.clone()));
-            chosen_pass = pass - 1;
-        }
-        if pass > refits {
-            break;
-        }
-        let mut value_states = starts.to_vec();
-        value_states.extend(visited);
-        let (value, report) = TerminalValue::fit(model, &value_states, value_config)?;
-        teacher.set_terminal_value(Some(value));
-        if progress(RecipeEvent::TerminalValue(&report)).is_break() {
-            return Err(crate::WorldModelError::Cancelled);
-        }
-        terminal_value = Some(report);
+        let offset = pass * per_pass;
         let (next, more) = distill(
             model,
             &mut teacher,
@@ -274,22 +251,29 @@ pub fn distil_policy(
             policy,
             &config.distill,
             auditor,
-            &mut |round| {
-                progress(RecipeEvent::Round(&numbered(
-                    round,
-                    pass * per_pass,
-                    rounds,
-                )))
-            },
+            &mut |round| progress(RecipeEvent::Round(&numbered(round, offset, rounds))),
         )?;
         policy = next;
-        distilled.rounds.extend(
-            more.rounds
-                .iter()
-                .map(|r| numbered(r, pass * per_pass, rounds)),
-        );
+        distilled
+            .rounds
+            .extend(more.rounds.iter().map(|r| numbered(r, offset, rounds)));
         distilled.last_fit = more.last_fit;
         distilled.seconds += more.seconds;
+        if refits > 0 {
+            // The student's long imagined paths, from the same starts every pass: its
+            // score, and the states the next refit adds.
+            let seed = config
+                .value_for(actions)
+                .map_or(0, |v| v.seed)
+                .wrapping_add(1);
+            let (score, states) = student_paths(model, &policy, starts, &config.value_refit, seed)?;
+            pass_returns.push(score);
+            if best.as_ref().is_none_or(|(b, _)| score > *b) {
+                best = Some((score, policy.clone()));
+                chosen_pass = pass;
+            }
+            visited = states;
+        }
     }
     if let Some((_, kept)) = best {
         policy = kept;
